@@ -1,0 +1,31 @@
+"""The cpu backend: the C++/OpenMP extension ``steerkit._C`` (float32, float64, float16, bfloat16)."""
+from __future__ import annotations
+
+import torch
+
+from . import _native
+
+NAME = "cpu"
+_mod, _why = _native.load("_C", "cpu")
+
+
+def status() -> tuple[bool, str]:
+    if _mod is None:
+        return False, _why
+    return True, f"steerkit._C (C++17, OpenMP {'on' if _mod.openmp else 'off'}, {_mod.max_threads()} threads)"
+
+
+def supports(device_type: str, dtype: torch.dtype) -> str | None:
+    if device_type != "cpu":
+        return f"it runs on cpu tensors, got a {device_type} tensor"
+    if dtype not in _native.DTYPE_CODES:
+        return f"dtype {dtype} is not one of float32, float64, float16, bfloat16"
+    return None
+
+
+def gated_steer_forward(h, theta, gate_w, gate_b, strength, norm_preserve):
+    return _native.forward(_mod, 0, h, theta, gate_w, gate_b, strength, norm_preserve)
+
+
+def gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve):
+    return _native.backward_rows(_mod, 0, grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve)

@@ -1,0 +1,20 @@
+"""The reference backend: steerkit.reference in PyTorch, any device, any floating dtype."""
+from __future__ import annotations
+
+import torch
+
+from .. import reference
+
+NAME = "reference"
+
+
+def status() -> tuple[bool, str]:
+    return True, f"PyTorch {torch.__version__}"
+
+
+def supports(device_type: str, dtype: torch.dtype) -> str | None:
+    return None if dtype.is_floating_point else f"dtype {dtype} is not floating point"
+
+
+gated_steer_forward = reference.gated_steer_forward_rows
+gated_steer_backward_rows = reference.gated_steer_backward_rows

@@ -1,0 +1,127 @@
+"""Pure-PyTorch math of every steerkit op: the specification every backend is tested against.
+
+Everything here is differentiable with ordinary autograd and runs on any device and dtype. Nothing
+here is tuned for speed.
+"""
+from __future__ import annotations
+
+import torch
+
+# Rows whose steered norm is at most this are left unscaled by norm preservation.
+NORM_EPS = 1e-8
+
+
+def accumulate_dtype(dtype: torch.dtype) -> torch.dtype:
+    """float32 for the 16-bit and 32-bit dtypes, float64 for float64."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def gated_steer_forward_rows(
+    h: torch.Tensor,
+    theta: torch.Tensor,
+    gate_w: torch.Tensor | None,
+    gate_b: torch.Tensor | None,
+    strength: torch.Tensor,
+    norm_preserve: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``gated_steer`` plus what its backward needs: ``(out, gates, norms)``.
+
+    ``gates`` [N,K] and ``norms`` [N,2] = (‖h‖, ‖h + Σ strength·gate·theta‖) are in the
+    accumulation dtype. Every backend's forward returns these three tensors.
+    """
+    acc = accumulate_dtype(h.dtype)
+    hf = h.to(acc)
+    th = theta.to(acc)
+    n, k = h.shape[0], theta.shape[0]
+    if gate_w is None:
+        gates = torch.ones(n, k, dtype=acc, device=h.device)
+    else:
+        z = hf @ gate_w.to(acc).T
+        if gate_b is not None:
+            z = z + gate_b.to(acc)
+        gates = torch.sigmoid(z)
+    coef = strength.to(acc) * gates  # [N,K]; a [K] strength broadcasts over rows
+    u = hf + coef @ th
+    nh = torch.linalg.vector_norm(hf, dim=-1, keepdim=True)
+    nu = torch.linalg.vector_norm(u, dim=-1, keepdim=True)
+    if norm_preserve:
+        scale = torch.where(nu > NORM_EPS, nh / nu.clamp_min(NORM_EPS), torch.ones_like(nu))
+        u = u * scale
+    return u.to(h.dtype), gates, torch.cat([nh, nu], dim=1)
+
+
+def gated_steer(
+    h: torch.Tensor,
+    theta: torch.Tensor,
+    gate_w: torch.Tensor | None,
+    gate_b: torch.Tensor | None,
+    strength: torch.Tensor,
+    norm_preserve: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MAT-Steer's gated multi-attribute edit of the rows of ``h``: the specification.
+
+    h [N,D], theta [K,D], gate_w [K,D] or None, gate_b [K] or None, strength [K] or [N,K].
+    z = h·w_k + b_k, g = sigmoid(z) (all ones when ``gate_w`` is None: plain activation addition),
+    out = h + Σ_k strength_k g_k theta_k, rescaled to ‖h‖ when ``norm_preserve`` (rows whose
+    steered norm is ≤ 1e-8 stay unscaled). Returns ``(out [N,D] in h's dtype, gates [N,K])``.
+    """
+    out, gates, _ = gated_steer_forward_rows(h, theta, gate_w, gate_b, strength, norm_preserve)
+    return out, gates
+
+
+def gated_steer_backward_rows(
+    grad_out: torch.Tensor,
+    h: torch.Tensor,
+    theta: torch.Tensor,
+    gate_w: torch.Tensor | None,
+    strength: torch.Tensor,
+    gates: torch.Tensor,
+    norms: torch.Tensor,
+    gram: torch.Tensor,
+    norm_preserve: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The row-local half of ``gated_steer``'s backward, written out by hand.
+
+    Every backend implements this same function; the reductions over rows (gradients of theta,
+    gate_w, gate_b and a [K] strength) are done once, in ``steerkit.ops.gated_steer``, from its
+    outputs. With c = strength*gates, u = h + c@theta, r = ‖h‖/‖u‖ and a = (grad·u)/‖u‖²:
+
+        dL/du_n = r (grad_n - a u_n)
+        dc_nk   = dL/du_n · theta_k = r (grad·theta_k - a (h·theta_k + (c@gram)_k))
+        dh_n    = dL/du_n + (grad·u)/(‖u‖‖h‖) h_n + Σ_k dc_nk strength_nk g(1-g)_nk gate_w_k
+
+    ``norms`` [N,2] holds (‖h‖, ‖u‖) from the forward; ``gram`` is theta@thetaᵀ. Returns
+    ``(dh [N,D] in h's dtype, dc [N,K], ra [N,2] = (r, a))``, the last two in the
+    accumulation dtype.
+    """
+    acc = accumulate_dtype(h.dtype)
+    g = grad_out.to(acc)
+    hf = h.to(acc)
+    th = theta.to(acc)
+    gates = gates.to(acc)
+    s = strength.to(acc).expand_as(gates)
+    c = s * gates
+    g_theta = g @ th.T
+    n = h.shape[0]
+    if norm_preserve:
+        nh, nu = norms[:, 0:1].to(acc), norms[:, 1:2].to(acc)
+        scaled = nu > NORM_EPS
+        nu_safe = nu.clamp_min(NORM_EPS)
+        g_u = (g * hf).sum(-1, keepdim=True) + (c * g_theta).sum(-1, keepdim=True)
+        r = torch.where(scaled, nh / nu_safe, torch.ones_like(nu))
+        a = torch.where(scaled, g_u / nu_safe**2, torch.zeros_like(nu))
+        u_theta = hf @ th.T + c @ gram.to(acc)
+        dc = r * (g_theta - a * u_theta)
+        nh_safe = torch.where(nh > 0, nh, torch.ones_like(nh))
+        h_coef = torch.where(scaled & (nh > 0), g_u / (nu_safe * nh_safe), torch.zeros_like(nu))
+        dh = r * (g - a * (hf + c @ th)) + h_coef * hf
+    else:
+        r = torch.ones(n, 1, dtype=acc, device=h.device)
+        a = torch.zeros(n, 1, dtype=acc, device=h.device)
+        dc = g_theta
+        dh = g.clone()
+    if gate_w is not None:
+        dz = dc * s * gates * (1 - gates)
+        dh = dh + dz @ gate_w.to(acc)
+    ra = torch.cat([r, a], dim=1)
+    return dh.to(h.dtype), dc, ra

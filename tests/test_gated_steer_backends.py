@@ -1,0 +1,104 @@
+"""Every backend's gated_steer against steerkit.reference evaluated in float64: outputs, gates and
+all five gradients, on fresh random inputs, with every kernel output poisoned before the call."""
+import itertools
+
+import pytest
+import torch
+
+import steerkit
+from steerkit import reference
+from steerkit.backends._alloc import poisoned
+
+from conftest import TOL, rel_err, skip_unless_runnable
+
+DS = [1, 7, 64, 1000, 4096, 5120]
+NS_SMALL = [0, 1, 3, 257]
+KS = [1, 2, 5, 16]
+GATES = ["gated", "gated_nobias", "none"]
+
+
+def _cases():
+    """Every (D, K) pair, rotating N, gate mode, strength kind and norm preservation over them so each
+    value of each meets the others; then the large-N cases."""
+    cases = []
+    for i, (d, k) in enumerate(itertools.product(DS, KS)):
+        n = NS_SMALL[i % len(NS_SMALL)]
+        cases.append((n, d, k, GATES[i % 3], ("rows", "attr")[(i // 2) % 2], bool((i // 4) % 2)))
+    cases += [
+        (4096, 64, 5, "gated", "rows", True),
+        (4096, 1000, 2, "none", "attr", False),
+        (4096, 5120, 16, "gated", "rows", True),
+        (4096, 4096, 1, "gated", "attr", False),
+    ]
+    return cases
+
+
+CASES = _cases()
+HEAVY = {(n, d) for n, d, *_ in CASES if n * d > 4096 * 1000}
+
+
+def _inputs(n, d, k, gates, strength_kind, seed):
+    g = torch.Generator().manual_seed(seed)
+    f64 = dict(dtype=torch.float64, generator=g)
+    h = torch.randn(n, d, **f64)
+    theta = torch.randn(k, d, **f64) * 0.5  # each vector about half of ‖h‖
+    gate_w = torch.randn(k, d, **f64) / d**0.5 if gates != "none" else None
+    gate_b = torch.randn(k, **f64) if gates == "gated" else None
+    strength = (torch.rand(n, k, **f64) * 2 - 0.5) if strength_kind == "rows" else torch.randn(k, **f64)
+    grad = torch.randn(n, d, **f64)
+    return h, theta, gate_w, gate_b, strength, grad
+
+
+def _reference_grads(h, theta, gate_w, gate_b, strength, grad, norm_preserve):
+    leaves = [t.clone().requires_grad_() if t is not None else None for t in (h, theta, gate_w, gate_b, strength)]
+    out, gates = reference.gated_steer(*leaves, norm_preserve=norm_preserve)
+    used = [t for t in leaves if t is not None]
+    grads = torch.autograd.grad((out * grad).sum(), used, allow_unused=True) if out.numel() else [None] * len(used)
+    it = iter(grads)
+    return out.detach(), gates.detach(), [next(it) if t is not None else None for t in leaves]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton", "cuda"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "N{}-D{}-K{}-{}-{}-{}".format(*c[:5], "np" if c[5] else "raw"))
+def test_matches_reference(backend, dtype, case, use_backend, request):
+    n, d, k, gates_mode, strength_kind, norm_preserve = case
+    device = skip_unless_runnable(backend, dtype)
+    if backend == "triton" and device == "cpu" and (n, d) in HEAVY and dtype != torch.float32:
+        pytest.skip("interpreter: the heaviest shapes run in float32 only, to keep the suite fast")
+    seed = hash((request.node.name, torch.initial_seed())) % 2**31  # fresh inputs per test
+    h64, th64, w64, b64, s64, g64 = _inputs(n, d, k, gates_mode, strength_kind, seed)
+    # The reference sees exactly the values the kernel sees: inputs rounded to the test dtype.
+    h64, th64, w64, g64 = [t.to(dtype).double() if t is not None else t for t in (h64, th64, w64, g64)]
+    ref_out, ref_gates, ref_grads = _reference_grads(h64, th64, w64, b64, s64, g64, norm_preserve)
+
+    use_backend(backend)
+    cast = lambda t, dt=dtype: None if t is None else t.to(device=device, dtype=dt).requires_grad_()  # noqa: E731
+    h, theta, gate_w = cast(h64), cast(th64), cast(w64)
+    gate_b, strength = cast(b64, torch.float32), cast(s64, torch.float32)
+    with poisoned():
+        out, gates = steerkit.gated_steer(h, theta, gate_w, gate_b, strength, norm_preserve=norm_preserve,
+                                          return_gates=True)
+        assert out.shape == (n, d) and out.dtype == dtype and gates.shape == (n, k)
+        if n == 0:
+            return
+        assert rel_err(out, ref_out) <= TOL[dtype], "output"
+        assert rel_err(gates, ref_gates) <= max(TOL[dtype], 1e-5), "gates"
+        out.backward(g64.to(device=device, dtype=dtype))
+    # Gradients of h and of a per-row strength are row-local; those of theta, gate_w, gate_b and a [K]
+    # strength are sums over the N rows, whose float32 rounding grows like √N under cancellation
+    # (the reference itself, run in float32, misses 2e-5 at N=4096): scale their tolerance by √(N/256).
+    # A per-row strength's gradient is one dot product over D per element, and with N·K tiny (N=1, K=2)
+    # a single cancelling sum dominates the norm: float32 tolerance grows by √(D/64) there.
+    row_local = {"h", "strength"} if strength_kind == "rows" else {"h"}
+    for name, leaf, ref in zip(("h", "theta", "gate_w", "gate_b", "strength"),
+                               (h, theta, gate_w, gate_b, strength), ref_grads):
+        if leaf is None:
+            continue
+        tol = TOL[dtype] if dtype != torch.float32 else 2e-5
+        if name not in row_local:
+            tol *= max(1.0, (n / 256) ** 0.5)
+        elif name == "strength" and dtype == torch.float32:
+            tol *= max(1.0, (d / 64) ** 0.5)
+        err = rel_err(leaf.grad, ref)
+        assert err <= tol, f"grad of {name}: {err:.2e} > {tol:.1e} (input seed {seed})"
