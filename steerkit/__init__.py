@@ -11,5 +11,6 @@ from .ops import gated_steer
 from .vectors import SteeringVectors
 from .patch import Handle, patch, steer
 from . import models
+from . import mat
 
-__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "reference", "set_backend", "get_backend", "info", "__version__"]
+__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "reference", "set_backend", "get_backend", "info", "__version__"]

@@ -1,23 +1,21 @@
 """Drop-in steering of an existing Hugging Face model instance: ``patch()``, ``steer()``, ``Handle``.
 
-Each (site, layer) of a ``SteeringVectors`` becomes one hook on a leaf module of the instance (the
-model's own forward functions are never copied or replaced):
-
-  attn_heads  forward-pre-hook on the attention output projection (edits its input)
-  attn_out    forward hook on the attention output projection (edits its output)
-  mlp_out     forward hook on the MLP output projection
-  block_out   forward hook on the decoder layer (edits the residual stream it returns)
+Each (site, layer) of a ``SteeringVectors`` becomes one hook on a module of the instance (see
+``steerkit.sites``; the model's own forward functions are never copied or replaced).
 
 Everything is validated before the first hook is registered, so a failed patch leaves the model as
 it was; ``Handle.remove()`` removes exactly the hooks it added.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from . import models
 from .ops import gated_steer
+from .sites import register_site_hook
 from .vectors import SteeringVectors
 
 _ATTR = "_steerkit_patched"  # set of (site, layer) currently steered on a model instance
@@ -92,18 +90,8 @@ class Handle:
         if self.tokens != "all":
             self._hooks.append((None, self.model.register_forward_pre_hook(self._positions_hook, with_kwargs=True,
                                                                           prepend=True)))
-        # prepend=True: run before hooks already on the module, e.g. transformers 5's hidden-state
-        # recorder on each decoder layer, so hidden_states[L+1] shows the steered residual stream.
         for key in self.vectors:
-            site, layer = key
-            if site == "attn_heads":
-                h = self.layout.attn_out_proj(layer).register_forward_pre_hook(self._pre_hook(key), prepend=True)
-            elif site == "attn_out":
-                h = self.layout.attn_out_proj(layer).register_forward_hook(self._out_hook(key), prepend=True)
-            elif site == "mlp_out":
-                h = self.layout.mlp_out_proj(layer).register_forward_hook(self._out_hook(key), prepend=True)
-            else:
-                h = self.layout.layers[layer].register_forward_hook(self._block_hook(key), prepend=True)
+            h = register_site_hook(self.layout, key[0], key[1], functools.partial(self._apply, key))
             self._hooks.append((key, h))
             patched[key] = self
 
@@ -133,23 +121,6 @@ class Handle:
         else:
             keep = pos >= self.tokens
         self._token_mask = keep & real
-
-    def _pre_hook(self, key):
-        def hook(module, args):
-            return (self._apply(key, args[0]),) + tuple(args[1:])
-        return hook
-
-    def _out_hook(self, key):
-        def hook(module, args, output):
-            return self._apply(key, output)
-        return hook
-
-    def _block_hook(self, key):
-        def hook(module, args, output):
-            if isinstance(output, tuple):
-                return (self._apply(key, output[0]),) + output[1:]
-            return self._apply(key, output)
-        return hook
 
     def remove_keys(self, keys) -> None:
         """Removes the hooks of these (site, layer) keys; the positions hook goes with the last one."""

@@ -1,0 +1,114 @@
+"""The demo's tiny Llama: a word-level tokenizer over the toy vocabulary and a small
+``LlamaForCausalLM`` trained on the toy corpus on the CPU, saved as an ordinary local HF checkpoint
+in the user cache directory so later runs (and ``--model``-style loading) start at once."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from . import corpus
+
+SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    hidden_size: int = 64
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 128
+    texts: int = 4000
+    steps: int = 600
+    batch: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+
+
+def cache_dir() -> Path:
+    """``$STEERKIT_CACHE``, else ``$XDG_CACHE_HOME/steerkit``, else ``~/.cache/steerkit``."""
+    root = os.environ.get("STEERKIT_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "steerkit"
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(SPECIALS + corpus.vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
+                                   unk_token="<unk>")
+
+
+def _key(s: ToySettings) -> str:
+    import transformers
+
+    spec = dict(settings=asdict(s), vocab=corpus.vocabulary(), sample=corpus.texts(4, s.seed),
+                transformers=transformers.__version__.split(".")[0], version=1)
+    return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:12]
+
+
+def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=print):
+    """(model, tokenizer, path): from the cache, or trained now (and cached)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = cache_dir() / f"toy-llama-{_key(settings)}"
+    if not retrain and (path / "config.json").is_file() and (path / "steerkit_toy.json").is_file():
+        log(f"toy model: cached at {path}")
+        return (AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval(),
+                AutoTokenizer.from_pretrained(str(path), local_files_only=True), path)
+    model, tok, seconds, loss = _train(settings, log)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    (path / "steerkit_toy.json").write_text(json.dumps(dict(settings=asdict(settings), train_seconds=seconds,
+                                                            final_loss=loss)))  # written last: complete
+    log(f"toy model: trained in {seconds:.0f} s (final loss {loss:.3f}), cached at {path}")
+    return model.eval(), tok, path
+
+
+def _train(s: ToySettings, log):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = build_tokenizer()
+    torch.manual_seed(s.seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
+                      num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.heads,
+                      max_position_embeddings=64, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg)
+    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t, _, _ in corpus.texts(s.texts, s.seed)]
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+    mask = (ids != tok.pad_token_id).long()
+    labels = ids.masked_fill(mask == 0, -100)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.steps, pct_start=0.1)
+    gen = torch.Generator().manual_seed(s.seed)
+    model.train()
+    t0 = time.perf_counter()
+    log(f"toy model: training a {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k-parameter Llama on "
+        f"{len(rows)} reviews ({s.steps} steps, CPU)")
+    loss = torch.tensor(float("nan"))
+    for step in range(s.steps):
+        pick = torch.randint(0, len(rows), (s.batch,), generator=gen)
+        loss = model(input_ids=ids[pick], attention_mask=mask[pick], labels=labels[pick]).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        if (step + 1) % max(1, s.steps // 5) == 0:
+            log(f"  step {step + 1}/{s.steps}  loss {loss.item():.3f}")
+    return model, tok, time.perf_counter() - t0, loss.item()
