@@ -20,9 +20,35 @@ def main(argv: list[str] | None = None) -> int:
     p_gen.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
     p_gen.add_argument("--max-new-tokens", type=int, default=40)
     p_gen.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads")
+    p_demo = sub.add_parser("demo", help="the MAT-Steer pipeline end to end on an embedded toy (or your model + data)")
+    p_demo.add_argument("--model", default=None, help="a local HF checkpoint folder instead of the toy (with --data)")
+    p_demo.add_argument("--data", default=None, help="JSONL of {text, attribute, label} (with --model)")
+    _site_args(p_demo, required=False)
+    p_demo.add_argument("--quick", action="store_true", help="a shorter MAT-Steer training (what the tests run)")
+    p_demo.add_argument("--prompts", type=int, default=64, help="held-out prompts to generate from")
+    p_demo.add_argument("--max-new-tokens", type=int, default=16)
+    p_demo.add_argument("--strength", type=float, default=1.0, help="strength of the attribute steered toward")
+    p_demo.add_argument("--retrain", action="store_true", help="retrain the toy model even if it is cached")
+    _mat_args(p_demo, defaults=False)
+    p_demo.add_argument("--save-vectors", default=None, help="also write the learned vectors here")
+
+    p_mat = sub.add_parser("train-mat", help="learn MAT-Steer vectors for a local model from a JSONL data set")
+    p_mat.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p_mat.add_argument("--data", required=True, help="JSONL, one {text, attribute, label: positive|negative} per line")
+    _site_args(p_mat, required=True)
+    p_mat.add_argument("-o", "--output", required=True, help="where to write the .safetensors vectors")
+    p_mat.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to learn from")
+    p_mat.add_argument("--batch-size", type=int, default=16, help="texts per forward pass when collecting")
+    p_mat.add_argument("--cache", default=None, help="folder to cache activations in (reused when nothing changed)")
+    p_mat.add_argument("--device", default=None, help="e.g. cuda; default: CUDA when available")
+    _mat_args(p_mat, defaults=True)
     args = parser.parse_args(argv)
     if args.command == "generate":
         return _generate(args)
+    if args.command == "demo":
+        return _demo(args)
+    if args.command == "train-mat":
+        return _train_mat(args)
     if args.command == "info":
         from .info import info
 
@@ -31,6 +57,93 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(facts, indent=1, default=str))
         return 0
     return 2
+
+
+def _site_args(p, required: bool) -> None:
+    from .vectors import SITES
+
+    p.add_argument("--site", choices=SITES, required=required, default=None,
+                   help="where the vectors are learned and applied" + ("" if required else " (toy: block_out)"))
+    p.add_argument("--layer", type=int, required=required, default=None,
+                   help="0-based decoder layer" + ("" if required else " (toy: 1)"))
+
+
+def _mat_args(p, defaults: bool) -> None:
+    """MAT-Steer options; with defaults=False an unset option keeps the caller's own default."""
+    d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
+    p.add_argument("--recipe", choices=["scaled", "paper"], default=d("scaled"),
+                   help="scaled: data-derived sigma and warm starts (default); paper: the paper's recipe as written")
+    p.add_argument("--variant", choices=["paper", "released"], default=d("paper"), help="form of the loss")
+    p.add_argument("--epochs", type=int, default=d(100))
+    p.add_argument("--lr", type=float, default=d(1e-3))
+    p.add_argument("--sigma", type=float, default=None, help="MMD kernel width (default: from the recipe)")
+    p.add_argument("--no-norm-preserve", action="store_true", help="do not rescale edited activations to their norm")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _mat_config(args, base):
+    from dataclasses import replace
+
+    changes = {k: getattr(args, k) for k in ("recipe", "variant", "epochs", "lr", "sigma", "seed")
+               if getattr(args, k, None) is not None}
+    if getattr(args, "device", None):
+        changes["device"] = args.device
+    if args.no_norm_preserve:
+        changes["norm_preserve"] = False
+    if changes.get("recipe") == "paper" and "sigma" not in changes:
+        changes["sigma"] = 2.0
+    cfg = replace(base, **changes)
+    cfg.check()
+    return cfg
+
+
+def _demo(args) -> int:
+    from . import demo, mat
+
+    try:
+        explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma")) \
+            or args.no_norm_preserve
+        config = _mat_config(args, mat.MATConfig(seed=args.seed)) if explicit else None
+        report = demo.run(model_path=args.model, data=args.data, site=args.site, layer=args.layer, quick=args.quick,
+                          prompts=args.prompts, max_new_tokens=args.max_new_tokens, config=config,
+                          strength=args.strength, seed=args.seed, retrain=args.retrain)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"steerkit demo: {err}", file=sys.stderr)
+        return 2
+    print()
+    print(f"MAT-Steer at {report.site} layer {report.layer}; greedy continuations of {len(report.samples['unsteered'])} "
+          "held-out prompts, unsteered and steered toward each attribute")
+    print(report.table())
+    print("\nsamples (first prompt):")
+    for run, texts in report.samples.items():
+        print(f"  {run:20} {texts[0]}")
+    if args.save_vectors:
+        report.vectors.save(args.save_vectors)
+        print(f"\nvectors written to {args.save_vectors}")
+    return 0
+
+
+def _train_mat(args) -> int:
+    from . import mat
+    from .generate import load_local_model
+
+    try:
+        config = _mat_config(args, mat.MATConfig())
+        model, tok = load_local_model(args.model)
+        if args.device:
+            model = model.to(args.device)
+        acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
+                                       batch_size=args.batch_size, cache_dir=args.cache)
+        print(acts)
+        vecs = mat.train(acts, config)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"steerkit train-mat: {err}", file=sys.stderr)
+        return 2
+    vecs.save(args.output)
+    for a, r in mat.gate_report(vecs, acts).items():
+        print(f"{a}: mean gate {r['gate_neg']:.3f} on negatives, {r['gate_pos']:.3f} on positives, AUC {r['auc']:.3f}")
+    print(f"wrote {vecs} to {args.output}")
+    return 0
 
 
 def _generate(args) -> int:

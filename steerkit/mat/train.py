@@ -117,7 +117,23 @@ def _init(acts: Activations, cfg: MATConfig, gen: torch.Generator):
         thetas.append(_confident_mean_difference(acts.pos[a], acts.neg[a], w, b))
         ws.append(w)
         bs.append(b)
-    return torch.stack(thetas), torch.stack(ws), torch.tensor(bs)
+    return _decorrelate(torch.stack(thetas)), torch.stack(ws), torch.tensor(bs)
+
+
+def _decorrelate(theta: torch.Tensor) -> torch.Tensor:
+    """The nearest mutually orthogonal directions (Löwdin: (ΘΘᵀ)^(-1/2) Θ), each kept at its length.
+    Mean differences of different attributes can share a large component (on the toy the two are at
+    cosine -0.85), and starting from them, steering one attribute drags the other along before the
+    orthogonality term can pull them apart."""
+    if len(theta) < 2:
+        return theta
+    t = theta.double()
+    unit = t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    evals, evecs = torch.linalg.eigh(unit @ unit.T)
+    if float(evals.min()) < 1e-6:  # (nearly) dependent directions: nothing sensible to separate
+        return theta
+    orth = evecs @ torch.diag(evals.rsqrt()) @ evecs.T @ unit
+    return (orth * t.norm(dim=1, keepdim=True)).to(theta.dtype)
 
 
 def _confident_mean_difference(pos: torch.Tensor, neg: torch.Tensor, w: torch.Tensor, b: float,
