@@ -121,7 +121,8 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
     log(f"training MAT-Steer ({cfg.recipe} recipe, {cfg.epochs} epochs) ...")
     t0 = time.perf_counter()
     vecs = mat.train(acts, cfg, progress=False)
-    log(f"  done in {time.perf_counter() - t0:.1f} s; final loss {vecs.provenance['final_loss']}")
+    terms = ", ".join(f"{k} {v:.3g}" for k, v in vecs.provenance["final_loss"].items())
+    log(f"  done in {time.perf_counter() - t0:.1f} s; last epoch's loss: {terms}")
 
     report = DemoReport(site, layer, list(vecs.attributes))
     report.gates = _gate_means(vecs, model, tok, gate_examples, site, layer)
