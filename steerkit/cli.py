@@ -90,8 +90,6 @@ def _mat_config(args, base):
         changes["device"] = args.device
     if args.no_norm_preserve:
         changes["norm_preserve"] = False
-    if changes.get("recipe") == "paper" and "sigma" not in changes:
-        changes["sigma"] = 2.0
     cfg = replace(base, **changes)
     cfg.check()
     return cfg

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import mat
-from .generate import load_local_model
+from .generate import greedy, load_local_model
 from .patch import steer
 from .toy import corpus
 from .toy.model import ToySettings, cache_dir, toy_model
@@ -59,21 +59,6 @@ class DemoReport:
         return "\n".join(lines)
 
 
-def _generate(model, tok, prompts: list[str], max_new_tokens: int) -> tuple[list[str], float]:
-    """Greedy continuations of every prompt in one left-padded batch, and new tokens per second."""
-    tok.padding_side = "left"
-    batch = tok(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
-    kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-    with torch.no_grad():
-        t0 = time.perf_counter()
-        out = model.generate(**batch, **kw)
-        seconds = time.perf_counter() - t0
-    n = batch["input_ids"].shape[1]
-    new = out[:, n:]
-    produced = int((new != tok.pad_token_id).sum())
-    return [tok.decode(o, skip_special_tokens=True) for o in new], produced / max(seconds, 1e-9)
-
-
 def _rates(texts: list[str], attributes: list[str]) -> dict[str, float]:
     found = [corpus.detect(t) for t in texts]
     return {a: sum(f[a] is True for f in found) / len(found) for a in attributes}
@@ -109,8 +94,6 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
         cut = max(1, len(rows) // 5)
         gate_examples, examples = [r.__dict__ for r in rows[:cut]], rows[cut:]
         gen_prompts = [r["text"] for r in gate_examples if r["label"] == "negative"][:prompts]
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
     # measured on the toy: the paper's lr 1e-3 needs about 20 epochs here; lr 1e-2 gets there in 4. Longer
     # runs at the larger lr drift the two θ toward each other and steering one attribute moves the other.
     cfg = config or (mat.MATConfig(lr=1e-2, epochs=4, seed=seed) if quick else mat.MATConfig(epochs=20, seed=seed))
@@ -133,10 +116,10 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
         runs[f"toward {a}"] = s
     for name, s in runs.items():
         if s is None:
-            texts, tps = _generate(model, tok, gen_prompts, max_new_tokens)
+            texts, tps = greedy(model, tok, gen_prompts, max_new_tokens)
         else:
             with steer(model, vecs, strength=s):
-                texts, tps = _generate(model, tok, gen_prompts, max_new_tokens)
+                texts, tps = greedy(model, tok, gen_prompts, max_new_tokens)
         report.samples[name], report.speed[name] = texts, tps
         if toy:
             report.rates[name] = _rates(texts, report.attributes)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ..ops import gated_steer
 from ..vectors import SteeringVectors
 from .collect import Activations
 
@@ -20,12 +21,11 @@ def auc(high: torch.Tensor, low: torch.Tensor) -> float:
 
 
 def gates(vectors: SteeringVectors, x: torch.Tensor, site: str, layer: int) -> torch.Tensor:
-    """σ(x·w_k + b_k) for every row of x [M, D]: [M, K] in float32."""
+    """The gates [M, K] the vectors open on each row of x [M, D], as the op computes them when steering."""
     e = vectors[(site, layer)]
-    if e.gate_w is None:
-        return torch.ones(len(x), vectors.num_attributes)
-    z = x.float() @ e.gate_w.float().T
-    return torch.sigmoid(z + e.gate_b.float() if e.gate_b is not None else z)
+    with torch.no_grad():
+        return gated_steer(x.float(), e.theta.float(), None if e.gate_w is None else e.gate_w.float(), e.gate_b,
+                           return_gates=True)[1].float()
 
 
 def gate_report(vectors: SteeringVectors, acts: Activations) -> dict[str, dict[str, float]]:

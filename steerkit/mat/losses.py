@@ -74,8 +74,7 @@ class LossTerms:
     ortho: torch.Tensor
     total: torch.Tensor
 
-    def as_floats(self) -> dict[str, float]:
-        return {k: float(getattr(self, k)) for k in ("total", "mmd", "pos", "sparse", "ortho")}
+    NAMES = ("total", "mmd", "pos", "sparse", "ortho")
 
 
 def mat_loss(pos: list[torch.Tensor], edited_neg: list[torch.Tensor], gates_pos: list[torch.Tensor],

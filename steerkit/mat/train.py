@@ -20,7 +20,7 @@ from .. import __version__
 from ..ops import gated_steer
 from ..vectors import SteeringVectors
 from .collect import Activations
-from .losses import VARIANTS, mat_loss, mmd
+from .losses import VARIANTS, LossTerms, mat_loss, mmd
 
 RECIPES = ("scaled", "paper")
 
@@ -215,7 +215,7 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
             opt.step()
-            for k in ("total", "mmd", "pos", "sparse", "ortho"):  # summed on the device: no per-step sync
+            for k in LossTerms.NAMES:  # summed on the device: no per-step sync
                 sums[k] = sums.get(k, 0.0) + getattr(terms, k).detach() / steps
         history.append({k: float(v) for k, v in sums.items()})
         bar.set_postfix({k: f"{v:.3g}" for k, v in history[-1].items()})
