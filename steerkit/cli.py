@@ -42,7 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     p_mat.add_argument("--cache", default=None, help="folder to cache activations in (reused when nothing changed)")
     p_mat.add_argument("--device", default=None, help="e.g. cuda; default: CUDA when available")
     _mat_args(p_mat, defaults=True)
+    p_demo.add_argument("--focus", action="store_true",
+                        help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
+    _fit_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.focus:
+        return _demo_focus(args)
+    if args.command == "fit":
+        return _fit(args)
+    if args.command == "eval-focus":
+        return _eval_focus(args)
     if args.command == "generate":
         return _generate(args)
     if args.command == "demo":
@@ -118,6 +127,125 @@ def _demo(args) -> int:
     if args.save_vectors:
         report.vectors.save(args.save_vectors)
         print(f"\nvectors written to {args.save_vectors}")
+    return 0
+
+
+def _fit_parsers(sub) -> None:
+    from .focus import templates
+    from .focus.train import FocusTrainConfig, LoraSettings
+
+    c, lo = FocusTrainConfig(), LoraSettings()
+    p = sub.add_parser("fit", help="focus-tune a local model with LoRA (Focus Instruction Tuning)")
+    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--task", required=True, help="JSON: instruction, labels, core, spurious, spurious_labels, describe")
+    p.add_argument("--data", required=True, help="JSONL of {input, label, features: {name: value}}")
+    p.add_argument("--val", default=None, help="validation examples (JSONL); default: hold out --val-fraction")
+    p.add_argument("-o", "--output", required=True, help="folder for the PEFT adapter, tokenizer and log")
+    p.add_argument("--types", nargs="+", choices=templates.FOCUS_TYPES, default=list(templates.FOCUS_TYPES),
+                   help="focus types to train on (default: all; 'none' alone is plain SFT)")
+    p.add_argument("--per-example", type=int, default=1, help="focus types drawn per example")
+    p.add_argument("--save-records", default=None, help="also write the built focus prompts here (JSONL)")
+    p.add_argument("--epochs", type=float, default=c.epochs)
+    p.add_argument("--lr", type=float, default=c.lr)
+    p.add_argument("--batch-size", type=int, default=c.batch_size)
+    p.add_argument("--grad-accum", type=int, default=c.grad_accum)
+    p.add_argument("--max-length", type=int, default=c.max_length)
+    p.add_argument("--val-fraction", type=float, default=c.val_fraction)
+    p.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: each epoch)")
+    p.add_argument("--patience", type=int, default=c.patience, help="validations without improvement; 0: never stop")
+    p.add_argument("--r", type=int, default=lo.r, help="LoRA rank")
+    p.add_argument("--alpha", type=float, default=lo.alpha, help="LoRA alpha")
+    p.add_argument("--dropout", type=float, default=lo.dropout, help="LoRA dropout")
+    p.add_argument("--target-modules", nargs="+", default=None, help="modules to adapt (default: all linear layers)")
+    p.add_argument("--seed", type=int, default=c.seed)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval-focus", help="focus accuracy of a model (and adapter) per focus type and test split")
+    e.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (the base model)")
+    e.add_argument("--adapter", default=None, help="a PEFT adapter folder (as written by steerkit fit)")
+    e.add_argument("--task", required=True, help="the task JSON used for training")
+    e.add_argument("--test", action="append", required=True, metavar="NAME=PATH",
+                   help="a test split of examples (JSONL), e.g. flipped=flipped.jsonl; repeat for several")
+    e.add_argument("--unseen", default=None, metavar="PATH",
+                   help="examples to score with held-out instruction wordings (split 'unseen')")
+    e.add_argument("--types", nargs="+", choices=templates.FOCUS_TYPES, default=list(templates.FOCUS_TYPES))
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--max-length", type=int, default=None)
+    e.add_argument("--json", default=None, help="write accuracies and predictions here")
+    e.add_argument("--plot", default=None, help="write a bar plot (PNG) here; needs matplotlib")
+    e.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads")
+
+
+def _fit(args) -> int:
+    from . import focus
+    from .generate import load_local_model
+
+    try:
+        task = focus.FocusTask.load(args.task)
+        model, tok = load_local_model(args.model)
+        build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
+                     seed=args.seed)
+        records = focus.build_focus_dataset(args.data, task, **build)
+        val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
+        if args.save_records:
+            focus.save_jsonl(records, args.save_records)
+        lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
+                                  target_modules=tuple(args.target_modules) if args.target_modules else "all-linear")
+        config = focus.FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                        grad_accum=args.grad_accum, max_length=args.max_length,
+                                        val_fraction=args.val_fraction, eval_every=args.eval_every,
+                                        patience=args.patience or None, seed=args.seed, progress=not args.quiet)
+        result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"steerkit fit: {err}", file=sys.stderr)
+        return 2
+    (__import__("pathlib").Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
+    print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
+    return 0
+
+
+def _eval_focus(args) -> int:
+    from . import focus
+    from .generate import load_local_model
+
+    try:
+        task = focus.FocusTask.load(args.task)
+        model, tok = load_local_model(args.model, device=args.device)
+        if args.adapter:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, args.adapter).eval()
+        sets = {}
+        for spec in args.test:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise ValueError(f"--test: expected NAME=PATH, got {spec!r}")
+            sets[name] = focus.build_focus_dataset(path, task, focus_types=args.types, per_example="all", tokenizer=tok)
+        if args.unseen:
+            sets["unseen"] = focus.build_focus_dataset(args.unseen, task, focus_types=args.types, per_example="all",
+                                                       held_out_wordings=True, tokenizer=tok)
+        report = focus.evaluate(model, tok, sets, batch_size=args.batch_size, max_length=args.max_length,
+                                progress=True)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"steerkit eval-focus: {err}", file=sys.stderr)
+        return 2
+    print(report.table())
+    if args.json:
+        print(f"written to {report.save_json(args.json)}")
+    if args.plot:
+        print(f"plot written to {report.plot(args.plot)}")
+    return 0
+
+
+def _demo_focus(args) -> int:
+    from . import demo_focus
+
+    report = demo_focus.run(quick=args.quick, seed=args.seed, retrain=args.retrain,
+                            epochs=args.epochs if args.epochs is not None else None,
+                            lr=args.lr if args.lr is not None else 5e-3)
+    print()
+    print(report.table())
     return 0
 
 

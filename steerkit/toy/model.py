@@ -1,5 +1,5 @@
-"""The demo's tiny Llama: a word-level tokenizer over the toy vocabulary and a small
-``LlamaForCausalLM`` trained on the toy corpus on the CPU, saved as an ordinary local HF checkpoint
+"""The demos' tiny Llama: a word-level tokenizer over a toy corpus's vocabulary and a small
+``LlamaForCausalLM`` trained on that corpus on the CPU, saved as an ordinary local HF checkpoint
 in the user cache directory so later runs (and ``--model``-style loading) start at once."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -28,6 +29,19 @@ class ToySettings:
     batch: int = 64
     lr: float = 3e-3
     seed: int = 0
+    max_positions: int = 64
+
+
+@dataclass(frozen=True)
+class ToyCorpus:
+    """What a toy model learns from: its words (the whole vocabulary) and n training texts."""
+    name: str
+    vocabulary: Callable[[], list]
+    texts: Callable[[int, int], list]  # (n, seed) -> texts
+    split_punctuation: bool = False  # "word." is two tokens (else only whitespace splits)
+
+
+REVIEWS = ToyCorpus("reviews", corpus.vocabulary, lambda n, seed: [t for t, _, _ in corpus.texts(n, seed)])
 
 
 def cache_dir() -> Path:
@@ -38,36 +52,37 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "steerkit"
 
 
-def build_tokenizer():
+def build_tokenizer(source: ToyCorpus = REVIEWS):
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {w: i for i, w in enumerate(SPECIALS + corpus.vocabulary())}
+    vocab = {w: i for i, w in enumerate(SPECIALS + list(dict.fromkeys(source.vocabulary())))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace() if source.split_punctuation else pre_tokenizers.WhitespaceSplit()
     tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", vocab["<bos>"])])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<bos>", eos_token="<eos>",
                                    unk_token="<unk>")
 
 
-def _key(s: ToySettings) -> str:
+def _key(s: ToySettings, source: ToyCorpus) -> str:
     import transformers
 
-    spec = dict(settings=asdict(s), vocab=corpus.vocabulary(), sample=corpus.texts(4, s.seed),
-                transformers=transformers.__version__.split(".")[0], version=1)
+    spec = dict(settings=asdict(s), vocab=source.vocabulary(), sample=source.texts(64, s.seed),
+                split=source.split_punctuation, transformers=transformers.__version__.split(".")[0], version=1)
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:12]
 
 
-def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=print):
-    """(model, tokenizer, path): from the cache, or trained now (and cached)."""
+def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=print, source: ToyCorpus = REVIEWS):
+    """(model, tokenizer, path): from the cache, or trained now on ``source`` (and cached)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    path = cache_dir() / f"toy-llama-{_key(settings)}"
+    name = "toy-llama" if source is REVIEWS else f"toy-llama-{source.name}"
+    path = cache_dir() / f"{name}-{_key(settings, source)}"
     if not retrain and (path / "config.json").is_file() and (path / "steerkit_toy.json").is_file():
         log(f"toy model: cached at {path}")
         return (AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True).eval(),
                 AutoTokenizer.from_pretrained(str(path), local_files_only=True), path)
-    model, tok, seconds, loss = _train(settings, log)
+    model, tok, seconds, loss = _train(settings, source, log)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))
     tok.save_pretrained(str(path))
@@ -77,17 +92,17 @@ def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=
     return model.eval(), tok, path
 
 
-def _train(s: ToySettings, log):
+def _train(s: ToySettings, source: ToyCorpus, log):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = build_tokenizer()
+    tok = build_tokenizer(source)
     torch.manual_seed(s.seed)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
                       num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.heads,
-                      max_position_embeddings=64, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      max_position_embeddings=s.max_positions, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                       eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
-    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t, _, _ in corpus.texts(s.texts, s.seed)]
+    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t in source.texts(s.texts, s.seed)]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tok.pad_token_id)
     for i, r in enumerate(rows):
@@ -100,7 +115,7 @@ def _train(s: ToySettings, log):
     model.train()
     t0 = time.perf_counter()
     log(f"toy model: training a {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k-parameter Llama on "
-        f"{len(rows)} reviews ({s.steps} steps, CPU)")
+        f"{len(rows)} {source.name} texts ({s.steps} steps, CPU)")
     loss = torch.tensor(float("nan"))
     for step in range(s.steps):
         pick = torch.randint(0, len(rows), (s.batch,), generator=gen)

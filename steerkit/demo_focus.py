@@ -1,0 +1,65 @@
+"""``steerkit demo --focus``: the FIT reproduction on the embedded focus toy. A tiny Llama is
+focus-tuned with LoRA on training data whose spurious feature (the box colour) agrees with the label
+90% of the time, next to plain SFT on the same examples without focus instructions, and both are
+scored on splits where that agreement is the same, higher, lower or flipped, and on unseen wordings."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import focus
+from .toy import focus_corpus
+from .toy.model import ToyCorpus, ToySettings, toy_model
+
+SOURCE = ToyCorpus("focus", focus_corpus.vocabulary, focus_corpus.pretraining_texts, split_punctuation=True)
+BASE = ToySettings(max_positions=128, texts=4000, steps=1000)
+SPLITS = {"same": 0.9, "higher": 1.0, "lower": 0.5, "flipped": 0.0}
+TRAIN_AGREE = 0.9
+
+
+@dataclass
+class FocusDemoReport:
+    fit: focus.FocusReport
+    sft: focus.FocusReport
+    seconds: dict = field(default_factory=dict)
+
+    def table(self) -> str:
+        lines = [self.fit.table("FIT (LoRA)"), "", self.sft.table("SFT, no focus"),
+                 "", "flipped split (colour always disagrees with the sentiment):"]
+        f, s = self.fit.accuracy["flipped"], self.sft.accuracy["flipped"]
+        lines.append(f"  FIT focus(C) {f['focus_c']:.3f}   FIT focus(S) {f['focus_s']:.3f}   "
+                     f"SFT (no instruction) {s['none']:.3f}")
+        lines.append("  train time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()))
+        return "\n".join(lines)
+
+
+def test_sets(n: int, seed: int = 20) -> dict:
+    """Every focus type for n examples per split; ``unseen`` uses only held-out wordings."""
+    sets = {name: focus.build_focus_dataset(focus_corpus.examples(n, rate, seed + k), focus_corpus.TASK,
+                                            per_example="all", seed=seed)
+            for k, (name, rate) in enumerate(SPLITS.items())}
+    sets["unseen"] = focus.build_focus_dataset(focus_corpus.examples(n, TRAIN_AGREE, seed + 10), focus_corpus.TASK,
+                                               per_example="all", held_out_wordings=True, seed=seed)
+    return sets
+
+
+def run(quick: bool = False, examples: int | None = None, epochs: float | None = None, lr: float = 5e-3,
+        seed: int = 0, retrain: bool = False, log=print, progress: bool = True) -> FocusDemoReport:
+    n = examples or (1200 if quick else 2000)
+    epochs = epochs or (3.0 if quick else 3.0)
+    _, tok, path = toy_model(BASE, retrain=retrain, log=log, source=SOURCE)
+    train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
+    tests = test_sets(60 if quick else 200)
+    cfg = focus.FocusTrainConfig(epochs=epochs, lr=lr, batch_size=16, max_length=None, patience=None, seed=seed,
+                                 progress=progress)
+    reports, seconds = {}, {}
+    for mode, types in (("FIT", focus.FOCUS_TYPES), ("SFT", ("none",))):
+        model, _, _ = toy_model(BASE, log=lambda *a: None, source=SOURCE)
+        records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types, seed=seed)
+        log(f"{mode}: LoRA r=16 on {len(records)} prompts ({', '.join(focus.templates.PRETTY[t] for t in types)}), "
+            f"{epochs:g} epochs")
+        t0 = time.perf_counter()
+        result = focus.train(model, tok, records, lora=focus.LoraSettings(r=16, alpha=32), config=cfg)
+        seconds[mode] = time.perf_counter() - t0
+        reports[mode] = focus.evaluate(result.model, tok, tests, batch_size=64)
+    return FocusDemoReport(reports["FIT"], reports["SFT"], seconds)

@@ -1,0 +1,128 @@
+"""Focus accuracy: each prompt's prediction is the valid label with the highest log-likelihood (the sum
+of its tokens' log-probabilities after the prompt), so a model is never marked wrong for answering
+outside the label set; accuracy is counted per focus type and per test split."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from . import templates
+from .data import FocusRecord, load_records
+from .encode import encode, pad_batch, pad_id
+
+
+@torch.no_grad()
+def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, max_length: int | None = None,
+                  progress: bool = False) -> list[list[float]]:
+    """Per record, the log-likelihood of each of its choices as the completion of its prompt."""
+    from tqdm.auto import tqdm
+
+    records = load_records(records)
+    pairs = [(i, j, encode(tok, r.prompt, r.completion(c), r.chat, max_length))
+             for i, r in enumerate(records) for j, c in enumerate(r.choices)]
+    scores = [[0.0] * len(r.choices) for r in records]
+    order = sorted(range(len(pairs)), key=lambda k: -sum(map(len, pairs[k][2])))  # little padding per batch
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for s in tqdm(range(0, len(order), batch_size), desc="scoring labels", disable=not progress, leave=False):
+            chunk = [pairs[k] for k in order[s:s + batch_size]]
+            batch = {k: v.to(device) for k, v in pad_batch([p for _, _, p in chunk], pad_id(tok)).items()}
+            labels = batch.pop("labels")
+            logits = model(**batch).logits[:, :-1].float()
+            target = labels[:, 1:]
+            logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+            total = (logp * (target != -100)).sum(dim=1).tolist()
+            for (i, j, _), v in zip(chunk, total):
+                scores[i][j] = v
+    finally:
+        model.train(was_training)
+    return scores
+
+
+def predict(model, tok, records, batch_size: int = 32, max_length: int | None = None, progress: bool = False):
+    records = load_records(records)
+    scores = score_choices(model, tok, records, batch_size, max_length, progress)
+    return [r.choices[max(range(len(s)), key=s.__getitem__)] for r, s in zip(records, scores)]
+
+
+@dataclass
+class FocusReport:
+    """accuracy[split][focus_type] and the count behind it; predictions per split, in record order."""
+    accuracy: dict[str, dict[str, float]]
+    count: dict[str, dict[str, int]]
+    predictions: dict[str, list[str]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"accuracy": self.accuracy, "count": self.count}
+
+    def save_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict() | {"predictions": self.predictions}, indent=1))
+        return path
+
+    def types(self) -> list[str]:
+        seen = {t for per in self.accuracy.values() for t in per}
+        return [t for t in templates.FOCUS_TYPES if t in seen]
+
+    def table(self, title: str = "focus accuracy") -> str:
+        splits = list(self.accuracy)
+        width = max(len(templates.PRETTY[t]) for t in self.types()) + 2
+        lines = [f"{title:<{width}}" + "".join(f"{s:>10}" for s in splits)]
+        for t in self.types():
+            cells = [f"{self.accuracy[s][t]:>10.3f}" if t in self.accuracy[s] else f"{'-':>10}" for s in splits]
+            lines.append(f"{templates.PRETTY[t]:<{width}}" + "".join(cells))
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path, title: str = "focus accuracy") -> Path:
+        """A grouped bar chart (focus types × splits) as PNG; needs matplotlib (``pip install matplotlib``)."""
+        try:
+            import matplotlib
+
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            raise ImportError("FocusReport.plot needs matplotlib: pip install matplotlib") from None
+        types, splits = self.types(), list(self.accuracy)
+        fig, ax = plt.subplots(figsize=(1.3 * len(types) + 2, 3.6))
+        w = 0.8 / len(splits)
+        for k, s in enumerate(splits):
+            xs = [i + (k - (len(splits) - 1) / 2) * w for i in range(len(types))]
+            ax.bar(xs, [self.accuracy[s].get(t, float("nan")) for t in types], w, label=s)
+        ax.set_xticks(range(len(types)), [templates.PRETTY[t] for t in types], rotation=20, ha="right")
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("focus accuracy")
+        ax.set_title(title)
+        ax.legend(fontsize=8, ncol=len(splits), loc="lower center")
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+
+def evaluate(model, tok, test_sets: Mapping[str, list] | list, batch_size: int = 32, max_length: int | None = None,
+             progress: bool = False) -> FocusReport:
+    """Focus accuracy per split and focus type. ``test_sets`` maps a split name to its records (a bare
+    list is one split called ``test``)."""
+    if not isinstance(test_sets, Mapping):
+        test_sets = {"test": test_sets}
+    if not test_sets:
+        raise ValueError("test_sets: no splits to evaluate")
+    acc, count, preds = {}, {}, {}
+    for split, records in test_sets.items():
+        records = load_records(records)
+        preds[split] = predict(model, tok, records, batch_size, max_length, progress)
+        hits: dict[str, list[int]] = {}
+        for r, p in zip(records, preds[split]):
+            hits.setdefault(r.focus_type, []).append(p == r.target)
+        acc[split] = {t: sum(v) / len(v) for t, v in hits.items()}
+        count[split] = {t: len(v) for t, v in hits.items()}
+    return FocusReport(acc, count, preds)

@@ -1,0 +1,157 @@
+"""Focus training: LoRA adapters (PEFT, so they load anywhere PEFT does) trained with the Hugging Face
+Trainer (so ``accelerate launch`` / ``torchrun`` multi-GPU runs work unchanged), with the loss on the
+target tokens only and early stopping on the validation loss."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import FocusRecord, load_records
+from .encode import encode, pad_batch, pad_id
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str | tuple[str, ...] = "all-linear"  # PEFT's name for every linear layer but the head
+
+    def peft_config(self):
+        from peft import LoraConfig, TaskType
+
+        if self.r < 1:
+            raise ValueError(f"r: the LoRA rank must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
+                          task_type=TaskType.CAUSAL_LM)
+
+
+@dataclass(frozen=True)
+class FocusTrainConfig:
+    epochs: float = 3.0
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup: float = 0.03  # fraction of the steps
+    max_length: int | None = 512
+    val_fraction: float = 0.1  # held out from the training records when no validation set is given
+    eval_every: int | None = None  # steps between validations; None: once per epoch
+    patience: int | None = 3  # validations without improvement before stopping; None: never stop early
+    seed: int = 0
+    progress: bool = True
+
+
+@dataclass
+class FocusTrainResult:
+    model: object  # the PeftModel, with the best validation checkpoint loaded
+    history: list[dict] = field(default_factory=list)  # the Trainer's log: train loss, eval_loss per step
+    best_val_loss: float | None = None
+    steps: int = 0
+    seconds: float = 0.0
+
+    def save(self, path: str | Path, tokenizer=None, extra: dict | None = None) -> Path:
+        """The adapter as an ordinary PEFT folder, plus ``steerkit_focus.json`` with the run's log."""
+        path = Path(path)
+        self.model.save_pretrained(str(path))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(path))
+        info = dict(history=self.history, best_val_loss=self.best_val_loss, steps=self.steps, seconds=self.seconds)
+        (path / "steerkit_focus.json").write_text(json.dumps(info | (extra or {}), indent=1, default=str))
+        return path
+
+
+class _Encoded(torch.utils.data.Dataset):
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def split_validation(records: list[FocusRecord], fraction: float, seed: int = 0):
+    """(train, val) with whole examples on one side, so no input is in both."""
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"val_fraction: expected a fraction in (0, 1), got {fraction}")
+    ids = sorted({r.id for r in records})
+    if len(ids) < 2:
+        raise ValueError("records: need at least two distinct examples to hold some out for validation")
+    rng = random.Random(seed)
+    rng.shuffle(ids)
+    held = set(ids[:max(1, round(fraction * len(ids)))])
+    return [r for r in records if r.id not in held], [r for r in records if r.id in held]
+
+
+def _encode_all(tok, records, max_length):
+    return [encode(tok, r.prompt, r.completion(), r.chat, max_length) for r in records]
+
+
+def wrap_lora(model, lora: LoraSettings, seed: int = 0):
+    """``model`` with fresh LoRA adapters (seeded); a PeftModel passes through to train its adapters on."""
+    from peft import PeftModel, get_peft_model
+    from transformers import set_seed
+
+    if isinstance(model, PeftModel):
+        return model
+    set_seed(seed)
+    return get_peft_model(model, lora.peft_config())
+
+
+def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
+          config: FocusTrainConfig = FocusTrainConfig(), output_dir: str | Path | None = None) -> FocusTrainResult:
+    """Focus-tune ``model`` with LoRA on focus records (see ``build_focus_dataset``). Without ``val``,
+    ``config.val_fraction`` of the examples is held out. With ``output_dir`` the adapter, tokenizer and
+    log are saved there. Returns the PeftModel with its best checkpoint loaded and the log."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+
+    records = load_records(records)
+    if val is None:
+        records, val = split_validation(records, config.val_fraction, config.seed)
+    val = load_records(val)
+    train_rows, val_rows = _encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length)
+    pad = pad_id(tok)
+    peft_model = wrap_lora(model, lora, config.seed)
+    steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum))
+    total = max(1, int(steps_per_epoch * config.epochs))
+    every = config.eval_every or steps_per_epoch
+    scratch = Path(tempfile.mkdtemp(prefix="steerkit-fit-"))
+    args = TrainingArguments(
+        output_dir=str(scratch), per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
+        num_train_epochs=config.epochs, learning_rate=config.lr, weight_decay=config.weight_decay,
+        warmup_steps=int(config.warmup * total), lr_scheduler_type="linear",
+        eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every, save_total_limit=2,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        logging_steps=max(1, min(every, 50)), report_to="none", seed=config.seed, data_seed=config.seed,
+        disable_tqdm=not config.progress, remove_unused_columns=False, dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    set_seed(config.seed)
+    callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []
+    trainer = Trainer(model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
+                      data_collator=lambda rows: pad_batch(rows, pad), callbacks=callbacks)
+    if not config.progress:
+        trainer.remove_callback(PrinterCallback)
+    t0 = time.perf_counter()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
+                              trainer.state.global_step, time.perf_counter() - t0)
+    if output_dir is not None:
+        result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
+    return result

@@ -1,0 +1,144 @@
+"""FIT scoring against a hand-computed case, the report, and LoRA training: loss on the target only,
+seeded, and a saved adapter that PEFT reloads to the same predictions."""
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from steerkit import focus
+from steerkit.focus.data import FocusRecord
+from steerkit.toy import focus_corpus as fc
+from steerkit.toy.model import ToyCorpus, build_tokenizer
+
+peft = pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+
+
+class Bigram(torch.nn.Module):
+    """logits at position t depend only on the token at t: a table we can score by hand."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.nn.Parameter(table)
+
+    def forward(self, input_ids, attention_mask=None):
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+def test_constrained_scoring_matches_a_hand_computed_case(tok):
+    v = len(tok)
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ("box", "Answer", ":", "positive", "negative", "red")}
+    table = torch.zeros(v, v)
+    table[ids[":"], ids["positive"]] = 1.0   # after ":" the first token prefers "negative" ...
+    table[ids[":"], ids["negative"]] = 2.0
+    table[ids["negative"], ids["red"]] = -3.0  # ... but "negative red" then pays for its second token
+    table[ids["negative"], ids["box"]] = 4.0
+    model = Bigram(table)
+    rec = FocusRecord(0, "", "none", 0, False, "Answer:", "positive", "positive", "positive",
+                      ["positive", "negative red", "negative"])
+    (scores,) = focus.score_choices(model, tok, [rec])
+    z = math.log(v - 2 + math.e + math.e ** 2)  # normaliser of the row after ":"
+    z_neg = math.log(v - 2 + math.e ** -3 + math.e ** 4)  # ... and after "negative"
+    hand = [1.0 - z, (2.0 - z) + (-3.0 - z_neg), 2.0 - z]
+    assert scores == pytest.approx(hand, abs=1e-5)
+    assert focus.predict(model, tok, [rec]) == ["negative"]
+    rec.choices = ["positive", "negative red"]
+    assert focus.predict(model, tok, [rec]) == ["positive"]  # the summed log-likelihood decides, not the first token
+    # batching and padding do not change a score
+    many = [rec] * 5 + [FocusRecord(1, "", "none", 0, False, "it came in a red box . Answer:", "positive", "positive",
+                                    "positive", ["positive", "negative red"])]
+    batched = focus.score_choices(model, tok, many, batch_size=3)
+    assert batched[0] == pytest.approx(focus.score_choices(model, tok, [rec])[0], abs=1e-6)
+
+
+def test_report_counts_per_split_and_type_and_writes_table_json_and_plot(tok, tmp_path):
+    recs = focus.build_focus_dataset(fc.examples(6, 0.5, seed=1), fc.TASK, focus_types=["focus_c", "focus_s"],
+                                     per_example="all")
+    table = torch.zeros(len(tok), len(tok))
+    table[tok.convert_tokens_to_ids(":"), tok.convert_tokens_to_ids("positive")] = 5.0  # always "positive"
+    report = focus.evaluate(Bigram(table), tok, {"a": recs, "b": recs[:4]})
+    for split, rs in (("a", recs), ("b", recs[:4])):
+        for t in ("focus_c", "focus_s"):
+            mine = [r for r in rs if r.focus_type == t]
+            assert report.count[split][t] == len(mine)
+            assert report.accuracy[split][t] == pytest.approx(sum(r.target == "positive" for r in mine) / len(mine))
+    assert set(report.predictions["a"]) == {"positive"}
+    text = report.table()
+    assert "focus(C)" in text and "focus(S)" in text and text.splitlines()[0].split()[-2:] == ["a", "b"]
+    saved = json.loads(report.save_json(tmp_path / "r.json").read_text())
+    assert saved["accuracy"] == report.accuracy and len(saved["predictions"]["a"]) == len(recs)
+    pytest.importorskip("matplotlib")
+    png = report.plot(tmp_path / "r.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def _tiny_llama(tok, seed=0):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def test_lora_training_learns_saves_and_reloads_with_peft(tok, tmp_path):
+    from peft import PeftModel
+
+    records = focus.build_focus_dataset(fc.examples(80, 1.0, seed=2), fc.TASK, focus_types=["focus_s"], seed=0)
+    test = focus.build_focus_dataset(fc.examples(20, 0.5, seed=3), fc.TASK, focus_types=["focus_s"],
+                                     per_example="all")
+    base_params = {k: v.clone() for k, v in _tiny_llama(tok).state_dict().items()}
+    cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None)
+    result = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=4, alpha=8), config=cfg,
+                         output_dir=tmp_path / "adapter")
+    model = result.model
+    evals = [h["eval_loss"] for h in result.history if "eval_loss" in h]
+    assert result.steps > 0 and evals and result.best_val_loss == pytest.approx(min(evals))
+    # only the adapters train; the base weights are untouched
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    merged_base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v
+                   for k, v in model.state_dict().items() if "lora_" not in k}
+    assert all(torch.equal(merged_base[k], v) for k, v in base_params.items())
+    assert {"adapter_config.json", "adapter_model.safetensors", "steerkit_focus.json"} <= \
+        {p.name for p in (tmp_path / "adapter").iterdir()}
+    preds = focus.predict(model, tok, test)
+    scores = focus.score_choices(model, tok, test)
+    reloaded = PeftModel.from_pretrained(_tiny_llama(tok), str(tmp_path / "adapter")).eval()
+    assert focus.predict(reloaded, tok, test) == preds
+    flat = lambda rows: [v for row in rows for v in row]  # noqa: E731
+    assert flat(focus.score_choices(reloaded, tok, test)) == pytest.approx(flat(scores), abs=1e-5)
+
+
+def test_training_is_seeded_and_the_loss_covers_only_the_target(tok):
+    records = focus.build_focus_dataset(fc.examples(40, 0.9, seed=2), fc.TASK, seed=0)
+    cfg = focus.FocusTrainConfig(epochs=1, lr=1e-3, batch_size=8, progress=False, patience=None, max_length=None)
+    a = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg)
+    b = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg)
+    la = {k: v for k, v in a.model.state_dict().items() if "lora_" in k}
+    lb = {k: v for k, v in b.model.state_dict().items() if "lora_" in k}
+    assert la and all(torch.equal(la[k], lb[k]) for k in la)
+    # the validation loss the Trainer reports is the NLL of the target tokens alone
+    from steerkit.focus.encode import encode
+    from steerkit.focus.train import split_validation
+
+    _, val = split_validation(records, cfg.val_fraction, cfg.seed)
+    nll = -sum(focus.score_choices(a.model, tok, [FocusRecord(**(r.to_dict() | {"choices": [r.target]}))])[0][0]
+               for r in val) / len(val)
+    assert a.best_val_loss == pytest.approx(nll, rel=1e-4)
+
+
+def test_lora_settings_reject_bad_values():
+    with pytest.raises(ValueError, match="rank"):
+        focus.LoraSettings(r=0).peft_config()
+    with pytest.raises(ValueError, match="dropout"):
+        focus.LoraSettings(dropout=1.0).peft_config()
+    cfg = focus.LoraSettings(r=16, alpha=32).peft_config()
+    assert cfg.r == 16 and cfg.lora_alpha == 32
