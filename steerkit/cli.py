@@ -241,9 +241,8 @@ def _eval_focus(args) -> int:
 def _demo_focus(args) -> int:
     from . import demo_focus
 
-    report = demo_focus.run(quick=args.quick, seed=args.seed, retrain=args.retrain,
-                            epochs=args.epochs if args.epochs is not None else None,
-                            lr=args.lr if args.lr is not None else 5e-3)
+    options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
+    report = demo_focus.run(quick=args.quick, seed=args.seed, retrain=args.retrain, progress=False, **options)
     print()
     print(report.table())
     return 0

@@ -30,14 +30,12 @@ TASK = FocusTask(
 )
 
 
-def review(rng: random.Random, positive: bool, colour: str) -> tuple[str, str]:
-    """(text, its first sentiment word)."""
+def review(rng: random.Random, positive: bool, colour: str) -> str:
     a, b, c = rng.sample(SUBJECTS, 3)
-    good, other = rng.sample(POSITIVE if positive else NEGATIVE, 2)
-    clauses = [f"the {a} was {good} .", f"the {b} was {other} .", f"the {c} was {rng.choice(NEUTRAL)} ."]
+    first, second = rng.sample(POSITIVE if positive else NEGATIVE, 2)
+    clauses = [f"the {a} was {first} .", f"the {b} was {second} .", f"the {c} was {rng.choice(NEUTRAL)} ."]
     rng.shuffle(clauses)
-    first = good if clauses.index(f"the {a} was {good} .") < clauses.index(f"the {b} was {other} .") else other
-    return " ".join(clauses + [f"it came in a {colour} box ."]), first
+    return " ".join(clauses + [f"it came in a {colour} box ."])
 
 
 def examples(n: int, agree: float, seed: int = 0) -> list[dict]:
@@ -51,7 +49,7 @@ def examples(n: int, agree: float, seed: int = 0) -> list[dict]:
         label = "positive" if positive else "negative"
         same = i < k
         colour = next(c for c, y in COLOURS.items() if (y == label) == same)
-        out.append({"input": review(rng, positive, colour)[0], "label": label,
+        out.append({"input": review(rng, positive, colour), "label": label,
                     "features": {"sentiment": label, "colour": colour}})
     rng.shuffle(out)
     return out
@@ -72,21 +70,15 @@ def vocabulary() -> list[str]:
 
 
 def pretraining_texts(n: int, seed: int = 0) -> list[str]:
-    """The base model's "English": prompts of every focus type and wording (held-out wordings too),
-    colour independent of sentiment, answered with the word the instruction points at: the sentiment
-    word for the core family, the colour for the spurious family, and the colour when there is no
-    focus instruction. So the base model knows which words each instruction refers to (the toy's
-    stand-in for an LLM that already follows instructions) and, left to itself, looks at the surface
-    cue (the stand-in for a salient spurious feature); it never sees the task's labels."""
+    """The base model's "English": task prompts of every focus type and wording (held-out wordings
+    too), with no answer and the colour independent of the sentiment. Both sentiment words of a review
+    share its polarity, so the base model learns which words go together; it never sees a label."""
     rng = random.Random(seed)
     core, spur = TASK.phrase(TASK.core), TASK.phrase(TASK.spurious)
     out = []
     for _ in range(n):
         t = rng.choice(templates.FOCUS_TYPES)
         focus = templates.render(rng.choice(templates.wordings(t, rng.random() < 0.3)), core, spur)
-        colour = rng.choice(list(COLOURS))
-        text, word = review(rng, rng.random() < 0.5, colour)
-        answer = " " + (word if t in templates.CORE_FAMILY[1:] else colour)
-        out.append(PROMPT.format(instruction=TASK.instruction, input=text, focus=focus + "\n" if focus else "")
-                   + answer)
+        text = review(rng, rng.random() < 0.5, rng.choice(list(COLOURS)))
+        out.append(PROMPT.format(instruction=TASK.instruction, input=text, focus=focus + "\n" if focus else ""))
     return out

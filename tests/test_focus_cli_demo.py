@@ -1,0 +1,95 @@
+"""`steerkit fit` / `eval-focus` end to end on a tiny local checkpoint, and the focus toy demo."""
+import json
+
+import pytest
+
+from steerkit import focus
+from steerkit.cli import main
+from steerkit.toy import focus_corpus as fc
+from steerkit.toy.model import ToyCorpus, build_tokenizer
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    path = tmp_path_factory.mktemp("model")
+    tok = build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    LlamaForCausalLM(cfg).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def test_fit_then_eval_focus_from_the_command_line(local_model, tmp_path, capsys):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps(fc.TASK.to_dict()))
+    train = focus.save_jsonl(fc.examples(48, 0.9, seed=1), tmp_path / "train.jsonl")
+    flipped = focus.save_jsonl(fc.examples(8, 0.0, seed=2), tmp_path / "flipped.jsonl")
+    out = tmp_path / "adapter"
+    assert main(["fit", "--model", str(local_model), "--task", str(task), "--data", str(train), "-o", str(out),
+                 "--epochs", "1", "--batch-size", "8", "--r", "4", "--alpha", "8", "--quiet",
+                 "--save-records", str(tmp_path / "records.jsonl")]) == 0
+    assert (out / "adapter_config.json").is_file() and (out / "focus_task.json").is_file()
+    assert len(focus.load_records(tmp_path / "records.jsonl")) == 48  # one focus type per example
+    assert "best validation loss" in capsys.readouterr().out
+    assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),
+                 "--test", f"flipped={flipped}", "--unseen", str(flipped), "--json", str(tmp_path / "r.json"),
+                 "--plot", str(tmp_path / "r.png")]) == 0
+    text = capsys.readouterr().out
+    assert "focus(S)∧ignore(C)" in text and "flipped" in text and "unseen" in text
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert set(saved["accuracy"]) == {"flipped", "unseen"} and saved["count"]["flipped"]["focus_c"] == 8
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_errors_name_the_problem(local_model, tmp_path, capsys):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps({"instruction": "x", "labels": ["a"], "core": "c", "spurious": "s",
+                                "spurious_labels": {"v": "a"}}))
+    assert main(["fit", "--model", str(local_model), "--task", str(task), "--data", str(tmp_path / "none.jsonl"),
+                 "-o", str(tmp_path / "o")]) == 2
+    assert "labels: expected at least two" in capsys.readouterr().err
+    task.write_text(json.dumps(fc.TASK.to_dict()))
+    assert main(["eval-focus", "--model", str(local_model), "--task", str(task), "--test", "nosplit"]) == 2
+    assert "NAME=PATH" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    import os
+
+    from steerkit import demo_focus
+
+    old = os.environ.get("STEERKIT_CACHE")
+    os.environ["STEERKIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    try:
+        return demo_focus.run(quick=True, log=lambda *a: None, progress=False)
+    finally:
+        if old is None:
+            os.environ.pop("STEERKIT_CACHE")
+        else:
+            os.environ["STEERKIT_CACHE"] = old
+
+
+def test_focus_demo_fit_follows_focus_s_instructions_on_every_split(demo_report):
+    fit, sft = demo_report.fit.accuracy, demo_report.sft.accuracy
+    # FIT answers "the label tied to the colour" when told to, even where colour and sentiment disagree,
+    # and for wordings it never trained on
+    for t in focus.SPURIOUS_FAMILY:
+        assert fit["flipped"][t] >= 0.9, (t, fit["flipped"])
+        assert fit["unseen"][t] >= 0.9, (t, fit["unseen"])
+    # where the colour agrees with the sentiment, both runs get the task right
+    for t in focus.CORE_FAMILY:
+        assert fit["higher"][t] >= 0.9, (t, fit["higher"])
+    assert sft["higher"]["none"] >= 0.9
+    # the paper's headline (FIT's focus(C) holds on the flipped split, SFT's falls) is NOT reproduced on
+    # this toy; the issue-5 note has the measured table. The report still carries both.
+    assert set(fit) == set(sft) == {"same", "higher", "lower", "flipped", "unseen"}
+    assert "FIT focus(C)" in demo_report.table()
