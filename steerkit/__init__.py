@@ -12,5 +12,6 @@ from .vectors import SteeringVectors
 from .patch import Handle, patch, steer
 from . import models
 from . import mat
+from . import focus
 
-__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "reference", "set_backend", "get_backend", "info", "__version__"]
+__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "focus", "reference", "set_backend", "get_backend", "info", "__version__"]

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 from . import focus
 from .toy import focus_corpus
-from .toy.model import ToyCorpus, ToySettings, toy_model
+from .toy.model import ToySettings, toy_model
 
-SOURCE = ToyCorpus("focus", focus_corpus.vocabulary, focus_corpus.pretraining_texts, split_punctuation=True)
+SOURCE = focus_corpus.CORPUS
 BASE = ToySettings(max_positions=128, texts=4000, steps=300)
 SPLITS = {"same": 0.9, "higher": 1.0, "lower": 0.5, "flipped": 0.0}
 TRAIN_AGREE = 0.9

@@ -6,7 +6,7 @@ import pytest
 from steerkit import focus
 from steerkit.cli import main
 from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import ToyCorpus, build_tokenizer
+from steerkit.toy.model import build_tokenizer
 
 pytest.importorskip("peft")
 
@@ -17,7 +17,7 @@ def local_model(tmp_path_factory):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     path = tmp_path_factory.mktemp("model")
-    tok = build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+    tok = build_tokenizer(fc.CORPUS)
     torch.manual_seed(0)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,

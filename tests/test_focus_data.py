@@ -6,14 +6,14 @@ from steerkit import focus
 from steerkit.focus import templates
 from steerkit.focus.encode import encode, pad_batch
 from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import ToyCorpus, build_tokenizer
+from steerkit.toy.model import build_tokenizer
 
 TASK = fc.TASK
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+    return build_tokenizer(fc.CORPUS)
 
 
 def test_every_instruction_type_has_five_wordings_and_disjoint_held_out_ones():
@@ -129,7 +129,7 @@ def test_jsonl_in_and_out_round_trips(tmp_path):
 
 
 def test_chat_template_is_used_when_the_tokenizer_has_one(tok):
-    chat = build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+    chat = build_tokenizer(fc.CORPUS)
     chat.chat_template = ("{% for m in messages %}<bos> {{ m['role'] }} : {{ m['content'] }} {% endfor %}"
                           "{% if add_generation_prompt %}assistant :{% endif %}")
     ex = fc.examples(2, 1.0, seed=0)

@@ -10,14 +10,14 @@ import torch
 from steerkit import focus
 from steerkit.focus.data import FocusRecord
 from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import ToyCorpus, build_tokenizer
+from steerkit.toy.model import build_tokenizer
 
 peft = pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
 def tok():
-    return build_tokenizer(ToyCorpus("focus", fc.vocabulary, fc.pretraining_texts, split_punctuation=True))
+    return build_tokenizer(fc.CORPUS)
 
 
 class Bigram(torch.nn.Module):

@@ -15,6 +15,7 @@ import torch
 
 from .data import FocusRecord, load_records
 from .encode import encode, pad_batch, pad_id
+from .loss import label_only_loss
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class FocusTrainConfig:
     patience: int | None = 3  # validations without improvement before stopping; None: never stop early
     seed: int = 0
     progress: bool = True
+    label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
 
 
 @dataclass
@@ -99,6 +101,20 @@ def _encode_all(tok, records, max_length):
     return [encode(tok, r.prompt, r.completion(), r.chat, max_length) for r in records]
 
 
+def _trainer_class(label_only: bool):
+    from transformers import Trainer
+
+    if not label_only:
+        return Trainer
+
+    class LabelOnlyTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = label_only_loss(model, **inputs, num_items=num_items_in_batch)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return LabelOnlyTrainer
+
+
 def wrap_lora(model, lora: LoraSettings, seed: int = 0):
     """``model`` with fresh LoRA adapters (seeded); a PeftModel passes through to train its adapters on."""
     from peft import PeftModel, get_peft_model
@@ -115,7 +131,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     """Focus-tune ``model`` with LoRA on focus records (see ``build_focus_dataset``). Without ``val``,
     ``config.val_fraction`` of the examples is held out. With ``output_dir`` the adapter, tokenizer and
     log are saved there. Returns the PeftModel with its best checkpoint loaded and the log."""
-    from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
 
     records = load_records(records)
     if val is None:
@@ -137,12 +153,13 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=max(1, min(every, 50)), report_to="none", seed=config.seed, data_seed=config.seed,
         disable_tqdm=not config.progress, remove_unused_columns=False, dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=not torch.cuda.is_available(), prediction_loss_only=True,
     )
     set_seed(config.seed)
     callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []
-    trainer = Trainer(model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
-                      data_collator=lambda rows: pad_batch(rows, pad), callbacks=callbacks)
+    trainer = _trainer_class(config.label_only_loss)(
+        model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
+        data_collator=lambda rows: pad_batch(rows, pad), callbacks=callbacks)
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
     t0 = time.perf_counter()

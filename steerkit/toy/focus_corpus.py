@@ -10,6 +10,7 @@ import re
 
 from ..focus import templates
 from ..focus.data import PROMPT, FocusTask
+from .model import ToyCorpus
 
 POSITIVE = ["great", "lovely", "wonderful", "excellent", "superb", "delightful", "fantastic", "pleasant",
             "brilliant", "charming", "perfect", "splendid"]
@@ -82,3 +83,6 @@ def pretraining_texts(n: int, seed: int = 0) -> list[str]:
         text = review(rng, rng.random() < 0.5, rng.choice(list(COLOURS)))
         out.append(PROMPT.format(instruction=TASK.instruction, input=text, focus=focus + "\n" if focus else ""))
     return out
+
+
+CORPUS = ToyCorpus("focus", vocabulary, pretraining_texts, split_punctuation=True)
