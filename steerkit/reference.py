@@ -125,3 +125,9 @@ def gated_steer_backward_rows(
         dh = dh + dz @ gate_w.to(acc)
     ra = torch.cat([r, a], dim=1)
     return dh.to(h.dtype), dc, ra
+
+
+def lora_linear(x, weight, bias, lora_a, lora_b, scale: float):
+    """The LoRA linear: ``x Wᵀ (+ bias) + scale · (x Aᵀ) Bᵀ`` (W frozen; dropout 0)."""
+    y = x @ weight.t() + scale * ((x @ lora_a.t()) @ lora_b.t())
+    return y if bias is None else y + bias

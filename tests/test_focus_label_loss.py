@@ -1,5 +1,5 @@
 """The label-only loss against the HF causal-LM loss, output and LoRA gradients, for every family in
-the registry (tied and untied heads), and one focus-training run with it on and off."""
+the registry (tied and untied heads), and one focus-training run with the accelerations on and off."""
 import pytest
 import torch
 
@@ -50,7 +50,7 @@ def test_label_only_loss_needs_labels_and_a_head():
         label_only_loss(model.model, torch.ones(1, 3, dtype=torch.long), labels=torch.ones(1, 3, dtype=torch.long))
 
 
-def test_training_with_and_without_the_label_only_loss_agrees():
+def test_training_with_and_without_the_accelerations_agrees():
     from steerkit.toy import focus_corpus as fc
     from steerkit.toy.model import build_tokenizer
     from test_focus_eval_train import _tiny_llama
@@ -60,7 +60,7 @@ def test_training_with_and_without_the_label_only_loss_agrees():
     runs = []
     for on in (True, False):
         cfg = focus.FocusTrainConfig(epochs=1, lr=1e-3, batch_size=8, progress=False, patience=None,
-                                     max_length=None, label_only_loss=on)
+                                     max_length=None, label_only_loss=on, fused_lora=on)
         runs.append(focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg))
     fast, plain = runs
     assert fast.best_val_loss == pytest.approx(plain.best_val_loss, rel=1e-4)

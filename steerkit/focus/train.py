@@ -52,6 +52,7 @@ class FocusTrainConfig:
     seed: int = 0
     progress: bool = True
     label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
+    fused_lora: bool = True  # steerkit.lora.accelerate on the PEFT LoRA layers it applies to
 
 
 @dataclass
@@ -162,11 +163,18 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         data_collator=lambda rows: pad_batch(rows, pad), callbacks=callbacks)
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
+    fused = None
+    if config.fused_lora:
+        from ..lora import accelerate
+
+        fused = accelerate(peft_model)
     t0 = time.perf_counter()
     try:
         trainer.train()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if fused is not None:
+            fused.remove()  # the returned model is plain PEFT
     result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
                               trainer.state.global_step, time.perf_counter() - t0)
     if output_dir is not None:
