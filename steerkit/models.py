@@ -25,6 +25,7 @@ class ArchSpec:
     final_norm: str | None
     norm_kind: str = "rms"  # "rms" or "layer": which fused residual+norm kernels can apply
     conv1d: bool = False
+    packs: bool = True  # honours packed sequences (restarting position_ids, no mask); checked in the tests
 
 
 _LLAMA_LIKE = dict(layers="layers", attn_out_proj="self_attn.o_proj", mlp_out_proj="mlp.down_proj", final_norm="norm")
@@ -40,8 +41,9 @@ REGISTRY: dict[str, ArchSpec] = {
     "gpt2": ArchSpec("gpt2", "h", "attn.c_proj", "mlp.c_proj", "ln_f", norm_kind="layer", conv1d=True),
     "gpt_neox": ArchSpec("gpt_neox", "layers", "attention.dense", "mlp.dense_4h_to_h", "final_layer_norm",
                          norm_kind="layer"),
+    # OPT derives positions from the attention mask and attends across packed sequences
     "opt": ArchSpec("opt", "decoder.layers", "self_attn.out_proj", "fc2", "decoder.final_layer_norm",
-                    norm_kind="layer"),
+                    norm_kind="layer", packs=False),
 }
 
 

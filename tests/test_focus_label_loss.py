@@ -60,10 +60,46 @@ def test_training_with_and_without_the_accelerations_agrees():
     runs = []
     for on in (True, False):
         cfg = focus.FocusTrainConfig(epochs=1, lr=1e-3, batch_size=8, progress=False, patience=None,
-                                     max_length=None, label_only_loss=on, fused_lora=on)
+                                     max_length=None, label_only_loss=on, fused_lora=on, packed=on)
         runs.append(focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg))
     fast, plain = runs
     assert fast.best_val_loss == pytest.approx(plain.best_val_loss, rel=1e-4)
     a = {k: v for k, v in fast.model.state_dict().items() if "lora_" in k}
     b = {k: v for k, v in plain.model.state_dict().items() if "lora_" in k}
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def _rows(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for n, t in [(9, 2), (5, 1), (12, 3), (7, 1)]:
+        ids = torch.randint(3, 64, (n + t,), generator=g).tolist()
+        rows.append((ids[:n], ids[n:]))
+    return rows
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_batches_give_the_padded_loss_and_gradients_where_the_registry_says_so(family):
+    from steerkit.focus.encode import pack_batch, packing_problem, pad_batch
+    from steerkit.models import REGISTRY
+
+    model = tiny_model(family)
+    rows = _rows(FAMILIES.index(family))
+    params = [p for p in model.parameters() if p.requires_grad]
+    padded = label_only_loss(model, **pad_batch(rows, pad_id=0))
+    packed = label_only_loss(model, **pack_batch(rows))
+    exact = abs(padded.item() - packed.item()) <= 1e-5 * abs(padded.item())
+    # the registry's flag is checked both ways, so it cannot drift from what the model does
+    assert exact == REGISTRY[family].packs, (family, padded.item(), packed.item())
+    assert (packing_problem(model) is None) == REGISTRY[family].packs
+    if exact:
+        for g, r in zip(torch.autograd.grad(packed, params), torch.autograd.grad(padded, params)):
+            assert torch.allclose(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_forcing_packing_on_a_model_that_cannot_is_an_error():
+    from steerkit.focus.train import _use_packing
+
+    with pytest.raises(ValueError, match="packed: .*opt attends across"):
+        _use_packing(tiny_model("opt"), True)
+    assert _use_packing(tiny_model("llama"), True) and not _use_packing(tiny_model("llama"), None)

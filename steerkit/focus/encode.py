@@ -47,3 +47,36 @@ def pad_id(tok) -> int:
     if tok.eos_token_id is not None:
         return tok.eos_token_id
     return 0
+
+
+def pack_batch(rows: list[tuple[list[int], list[int]]]):
+    """The rows end to end in one sequence, with positions restarting at 0 for each: no padding.
+    Hugging Face models read restarting ``position_ids`` (and no attention mask) as packed sequences
+    and keep attention inside each one (varlen kernels with flash attention, a block-diagonal mask
+    otherwise)."""
+    ids, pos, labels = [], [], []
+    for p, c in rows:
+        ids += p + c
+        pos += range(len(p) + len(c))
+        labels += [-100] * len(p) + list(c)
+    return {"input_ids": torch.tensor([ids]), "position_ids": torch.tensor([pos]), "labels": torch.tensor([labels])}
+
+
+def packing_problem(model) -> str | None:
+    """None when ``model`` computes packed sequences exactly as separate ones, else why not."""
+    from .. import models
+    from .loss import causal_lm
+
+    try:
+        import transformers.masking_utils as mu
+    except ImportError:
+        mu = None
+    if mu is None or not hasattr(mu, "find_packed_sequence_indices"):
+        return "this transformers version does not read packed sequences from position_ids"
+    config = causal_lm(model).config
+    spec = models.REGISTRY.get(getattr(config, "model_type", None))
+    if spec is None:
+        return f"architecture {getattr(config, 'model_type', None)!r} is not in the registry"
+    if not spec.packs:
+        return f"{spec.family} attends across packed sequences"
+    return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .data import FocusRecord, load_records
-from .encode import encode, pad_batch, pad_id
+from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import label_only_loss
 
 
@@ -53,6 +53,10 @@ class FocusTrainConfig:
     progress: bool = True
     label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
     fused_lora: bool = True  # steerkit.lora.accelerate on the PEFT LoRA layers it applies to
+    # padding-free batches: None = where attention runs varlen kernels (flash attention), which is where
+    # packing saves compute; with SDPA/eager a block-diagonal mask over the packed row costs more
+    # attention than the padding it removes. True forces it (an error where it is not exact).
+    packed: bool | None = None
 
 
 @dataclass
@@ -102,6 +106,18 @@ def _encode_all(tok, records, max_length):
     return [encode(tok, r.prompt, r.completion(), r.chat, max_length) for r in records]
 
 
+def _use_packing(model, packed: bool | None) -> bool:
+    if packed is False:
+        return False
+    problem = packing_problem(model)
+    if packed is None:
+        impl = str(getattr(model.config, "_attn_implementation", ""))
+        return problem is None and impl.startswith("flash_attention")
+    if problem:
+        raise ValueError(f"packed: padding-free batches are not exact for this model: {problem}")
+    return True
+
+
 def _trainer_class(label_only: bool):
     from transformers import Trainer
 
@@ -141,6 +157,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     train_rows, val_rows = _encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length)
     pad = pad_id(tok)
     peft_model = wrap_lora(model, lora, config.seed)
+    packed = _use_packing(peft_model, config.packed)
     steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum))
     total = max(1, int(steps_per_epoch * config.epochs))
     every = config.eval_every or steps_per_epoch
@@ -160,7 +177,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []
     trainer = _trainer_class(config.label_only_loss)(
         model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
-        data_collator=lambda rows: pad_batch(rows, pad), callbacks=callbacks)
+        data_collator=pack_batch if packed else (lambda rows: pad_batch(rows, pad)), callbacks=callbacks)
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
     fused = None

@@ -41,7 +41,7 @@ class ToyCorpus:
     split_punctuation: bool = False  # "word." is two tokens (else only whitespace splits)
 
 
-REVIEWS = ToyCorpus("reviews", corpus.vocabulary, lambda n, seed: [t for t, _, _ in corpus.texts(n, seed)])
+REVIEWS = ToyCorpus("review", corpus.vocabulary, lambda n, seed: [t for t, _, _ in corpus.texts(n, seed)])
 
 
 def cache_dir() -> Path:

@@ -1,0 +1,195 @@
+"""One focus-training step (forward + backward + AdamW on the LoRA parameters) on the same batch:
+HF + PEFT as they come, against steerkit's accelerations (fused LoRA linear, label-only loss), in one
+run. Time is the median of timed steps after warm-up, both variants interleaved; peak memory is
+measured per variant in a fresh subprocess (RSS high-water mark of the step over the model's own
+footprint on CPU; ``torch.cuda.max_memory_allocated`` on a GPU).
+
+    python benches/focus_step.py --out benches/results/cpu            # CPU shape of issue 6
+    python benches/focus_step.py --device cuda --preset llama3-8b-layers --out DIR
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+PRESETS = {
+    # issue 6's CPU shape: a small Llama, prompts of 128-256 tokens with 1-3 target tokens, batch 8
+    "cpu-small": dict(hidden=512, inter=1376, layers=4, heads=8, kv=8, vocab=32000, batch=8, lo=128, hi=256),
+    # Llama-3-8B-shaped layers (2 of 32), random bf16 weights
+    "llama3-8b-layers": dict(hidden=4096, inter=14336, layers=2, heads=32, kv=8, vocab=128256, batch=8, lo=128,
+                             hi=256),
+}
+
+
+def build(p, device, dtype, seed=0):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(hidden_size=p["hidden"], intermediate_size=p["inter"], num_hidden_layers=p["layers"],
+                      num_attention_heads=p["heads"], num_key_value_heads=p["kv"], vocab_size=p["vocab"],
+                      max_position_embeddings=1024, tie_word_embeddings=False)
+    model = LlamaForCausalLM(cfg).to(device=device, dtype=dtype)
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                             init_lora_weights=False))
+    return model
+
+
+def batch(p, device, seed=1):
+    from steerkit.focus.encode import pad_batch
+
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(p["batch"]):
+        n = int(torch.randint(p["lo"], p["hi"] + 1, (1,), generator=g))
+        t = int(torch.randint(1, 4, (1,), generator=g))
+        ids = torch.randint(3, p["vocab"], (n + t,), generator=g).tolist()
+        rows.append((ids[:n], ids[n:]))
+    return {k: v.to(device) for k, v in pad_batch(rows, pad_id=0).items()}
+
+
+def step_fn(model, variant):
+    from steerkit.focus.loss import label_only_loss
+    from steerkit.lora import accelerate
+
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
+    handle = accelerate(model) if variant == "steerkit" else None
+
+    def step(b):
+        if handle is not None:
+            loss = label_only_loss(model, **b)
+        else:
+            loss = model(**b).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step, handle
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def peak_child(args):
+    """In a fresh process: the step's peak memory above the model's (bytes)."""
+    p = PRESETS[args.preset]
+    dtype = getattr(torch, args.dtype)
+    model = build(p, args.device, dtype)
+    b = batch(p, args.device)
+    step, _ = step_fn(model, args.variant)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step(b)
+        step(b)
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        import gc
+
+        gc.collect()
+        base = _rss_now()
+        step(b)
+        step(b)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+    print(json.dumps({"peak_bytes": peak}))
+
+
+def _rss_now() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on CUDA")
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--out", default=None, help="folder for focus_step.json and focus_step.md")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--variant", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.preset = args.preset or ("cpu-small" if args.device == "cpu" else "llama3-8b-layers")
+    args.dtype = args.dtype or ("float32" if args.device == "cpu" else "bfloat16")
+    if args.child:
+        return peak_child(args)
+    p, dtype = PRESETS[args.preset], getattr(torch, args.dtype)
+    b = batch(p, args.device)
+    tokens = int(b["attention_mask"].sum())
+    targets = int((b["labels"] != -100).sum())
+    runs = {}
+    for variant in ("hf+peft", "steerkit"):
+        model = build(p, args.device, dtype)
+        step, _ = step_fn(model, variant)
+        runs[variant] = dict(model=model, step=step, times=[], first_loss=None)
+    # parity: the same first loss from the same weights and batch
+    for v, r in runs.items():
+        r["first_loss"] = float(r["step"](b))
+    for i in range(args.warmup + args.steps):
+        for v, r in runs.items():
+            sync(args.device)
+            t0 = time.perf_counter()
+            r["step"](b)
+            sync(args.device)
+            if i >= args.warmup:
+                r["times"].append(time.perf_counter() - t0)
+    result = dict(preset=args.preset, shape=p, device=args.device, dtype=args.dtype, tokens=tokens,
+                  padded_tokens=int(b["input_ids"].numel()), target_tokens=targets, steps=args.steps,
+                  torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
+                  cpu_threads=torch.get_num_threads(), variants={})
+    try:
+        import peft
+        import transformers
+
+        result.update(peft=peft.__version__, transformers=transformers.__version__)
+    except ImportError:
+        pass
+    if args.device == "cuda":
+        result["gpu"] = torch.cuda.get_device_name()
+    for v, r in runs.items():
+        del r["model"]
+    for v, r in runs.items():
+        out = subprocess.run([sys.executable, __file__, "--child", "1", "--variant", v, "--device", args.device,
+                              "--dtype", args.dtype, "--preset", args.preset], capture_output=True, text=True)
+        peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"] if out.returncode == 0 else None
+        result["variants"][v] = dict(median_s=statistics.median(r["times"]), min_s=min(r["times"]),
+                                     first_loss=r["first_loss"], peak_bytes=peak)
+    hf, sk = result["variants"]["hf+peft"], result["variants"]["steerkit"]
+    result["speedup"] = hf["median_s"] / sk["median_s"]
+    result["memory_saving"] = 1 - sk["peak_bytes"] / hf["peak_bytes"] if hf["peak_bytes"] and sk["peak_bytes"] else None
+    result["loss_rel_diff"] = abs(hf["first_loss"] - sk["first_loss"]) / abs(hf["first_loss"])
+    md = [f"focus-training step, {args.preset}, {args.device} {args.dtype}, batch {p['batch']}, "
+          f"{tokens} real / {result['padded_tokens']} padded tokens, {targets} target tokens",
+          "", "| variant | median step | peak memory of the step | first loss |", "|---|---|---|---|"]
+    for v, r in result["variants"].items():
+        mem = f"{r['peak_bytes'] / 2**20:.0f} MiB" if r["peak_bytes"] else "n/a"
+        md.append(f"| {v} | {r['median_s'] * 1e3:.1f} ms | {mem} | {r['first_loss']:.5f} |")
+    saving = f"{result['memory_saving'] * 100:.0f}%" if result["memory_saving"] is not None else "n/a"
+    md += ["", f"speedup {result['speedup']:.2f}x, peak memory {saving} lower, "
+               f"loss relative difference {result['loss_rel_diff']:.1e}"]
+    text = "\n".join(md)
+    print(text)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "focus_step.json").write_text(json.dumps(result, indent=1))
+        (out / "focus_step.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
