@@ -13,5 +13,6 @@ from .patch import Handle, patch, steer
 from . import models
 from . import mat
 from . import focus
+from . import lora
 
-__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "focus", "reference", "set_backend", "get_backend", "info", "__version__"]
+__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "focus", "lora", "reference", "set_backend", "get_backend", "info", "__version__"]

@@ -80,3 +80,37 @@ def test_accelerate_leaves_unsupported_layers_on_peft_with_a_reason(caplog):
     h = accelerate(model)
     assert h.skipped == {"base_model.model.model.layers.0.self_attn.q_proj": "the base layer trains "
                          "(bias='all' or unfrozen weights)"}
+
+
+@pytest.mark.parametrize("n,din,out,r,bias,dtype", [(37, 48, 70, 4, True, torch.float32), (5, 16, 16, 16, False, torch.float32),
+                                                    (33, 40, 24, 8, True, torch.float16)])
+def test_triton_fused_lora_linear_matches_the_reference(monkeypatch, n, din, out, r, bias, dtype):
+    pytest.importorskip("triton")
+    from steerkit.backends.triton import interpreting
+
+    if not interpreting() and not torch.cuda.is_available():
+        pytest.skip("Triton needs a CUDA GPU or TRITON_INTERPRET=1")
+    device = "cuda" if torch.cuda.is_available() and not interpreting() else "cpu"
+    monkeypatch.setenv("STEERKIT_LORA_BACKEND", "triton")
+    import steerkit.kernels.lora_linear as kernel
+
+    calls = []
+    real = kernel.two_gemm
+    monkeypatch.setattr(kernel, "two_gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    g = torch.Generator().manual_seed(n + din + out + r)
+    mk = lambda *s: (torch.randn(*s, generator=g, dtype=torch.float64) / s[-1] ** 0.5)  # noqa: E731
+    x64, w64, a64, b64 = mk(n, din), mk(out, din), mk(r, din), mk(out, r)
+    bias64 = mk(out) if bias else None
+    dy64 = mk(n, out)
+    ref_in = [t.clone().requires_grad_(True) for t in (x64, a64, b64)]
+    ref = reference.lora_linear(ref_in[0], w64, bias64, ref_in[1], ref_in[2], 2.0)
+    ref_grads = torch.autograd.grad(ref, ref_in, dy64)
+    cast = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
+    ins = [cast(t).requires_grad_(True) for t in (x64, a64, b64)]
+    y = lora_linear(ins[0], cast(w64), cast(bias64), ins[1], ins[2], 2.0)
+    grads = torch.autograd.grad(y, ins, cast(dy64))
+    assert len(calls) == 2  # the forward and the input gradient ran in the kernel
+    tol = 1e-5 if dtype == torch.float32 else 2e-3
+    for got, want in [(y, ref)] + list(zip(grads, ref_grads)):
+        err = (got.double().cpu() - want).norm() / want.norm()
+        assert err <= tol, err

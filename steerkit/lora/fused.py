@@ -4,15 +4,38 @@ in place, so no ``[tokens, out]`` temporary is made in the forward or the backwa
 saves only x and ``x Aᵀ`` and never computes dW."""
 from __future__ import annotations
 
+import os
+
 import torch
+
+
+def _triton(x: torch.Tensor) -> bool:
+    """The Triton kernel on CUDA tensors (and wherever ``STEERKIT_LORA_BACKEND=triton`` forces it, as the
+    tests do under ``TRITON_INTERPRET=1``); ``torch`` forces the PyTorch path."""
+    choice = os.environ.get("STEERKIT_LORA_BACKEND", "auto")
+    if choice == "torch" or (choice == "auto" and not x.is_cuda):
+        return False
+    try:
+        import steerkit.kernels.lora_linear  # noqa: F401
+    except ImportError:
+        if choice == "triton":
+            raise
+        return False
+    return True
 
 
 class LoraLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scale: float):
         xa = x @ lora_a.t()                                              # [N, r]
-        y = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
-        y.addmm_(xa, lora_b.t(), alpha=scale)                           # the LoRA branch, in place
+        ctx.triton = _triton(x)
+        if ctx.triton:
+            from steerkit.kernels.lora_linear import two_gemm
+
+            y = two_gemm(x, weight.t(), xa * scale, lora_b.t(), bias)
+        else:
+            y = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
+            y.addmm_(xa, lora_b.t(), alpha=scale)                       # the LoRA branch, in place
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa)
         ctx.scale = scale
         return y
@@ -25,7 +48,11 @@ class LoraLinearFn(torch.autograd.Function):
         d_a = dxa.t() @ x if ctx.needs_input_grad[3] else None
         d_b = (dy.t() @ xa).mul_(s) if ctx.needs_input_grad[4] else None
         dx = None
-        if ctx.needs_input_grad[0]:
+        if ctx.needs_input_grad[0] and ctx.triton:
+            from steerkit.kernels.lora_linear import two_gemm
+
+            dx = two_gemm(dy, weight, dxa, lora_a)
+        elif ctx.needs_input_grad[0]:
             dx = dy @ weight
             dx.addmm_(dxa, lora_a)
         return dx, None, None, d_a, d_b, None
