@@ -15,7 +15,7 @@ import torch
 
 from .data import FocusRecord, load_records
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
-from .loss import label_only_loss
+from .loss import causal_lm, label_only_loss
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def _use_packing(model, packed: bool | None) -> bool:
         return False
     problem = packing_problem(model)
     if packed is None:
-        impl = str(getattr(model.config, "_attn_implementation", ""))
+        impl = str(getattr(causal_lm(model).config, "_attn_implementation", ""))
         return problem is None and impl.startswith("flash_attention")
     if problem:
         raise ValueError(f"packed: padding-free batches are not exact for this model: {problem}")
@@ -156,8 +156,8 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     val = load_records(val)
     train_rows, val_rows = _encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length)
     pad = pad_id(tok)
+    packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
-    packed = _use_packing(peft_model, config.packed)
     steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum))
     total = max(1, int(steps_per_epoch * config.epochs))
     every = config.eval_every or steps_per_epoch
