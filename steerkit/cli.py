@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +200,7 @@ def _fit(args) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"steerkit fit: {err}", file=sys.stderr)
         return 2
-    (__import__("pathlib").Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
+    (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
     print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
     return 0

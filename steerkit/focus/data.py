@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..jsonl import read_jsonl
 from . import templates
 
 PROMPT = "{instruction}\n\nInput: {input}\n\n{focus}Answer:"
@@ -97,24 +98,11 @@ class FocusRecord:
         return asdict(self)
 
 
-def _read_jsonl(path: Path) -> list:
-    if not path.is_file():
-        raise FileNotFoundError(f"no data file at {path}")
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path} line {n}: not JSON ({err.msg})") from None
-    return rows
-
-
 def load_examples(source: str | Path | Iterable, task: FocusTask | None = None) -> list[FocusExample]:
     """Examples from a ``.jsonl`` path or an iterable of dicts / ``FocusExample``s; with a task, each
     is also checked against it (its label, the core and spurious features, the spurious value's tie)."""
     where = str(source) if isinstance(source, (str, Path)) else "data"
-    rows = _read_jsonl(Path(source)) if isinstance(source, (str, Path)) else list(source)
+    rows = read_jsonl(source) if isinstance(source, (str, Path)) else list(source)
     out = []
     for i, raw in enumerate(rows):
         if isinstance(raw, FocusExample):
@@ -242,7 +230,7 @@ def save_jsonl(rows: Iterable, path: str | Path) -> Path:
 
 def load_records(source: str | Path | Iterable) -> list[FocusRecord]:
     """Focus records from JSONL (as written by ``save_jsonl``) or dicts; records pass through."""
-    rows = _read_jsonl(Path(source)) if isinstance(source, (str, Path)) else list(source)
+    rows = read_jsonl(source) if isinstance(source, (str, Path)) else list(source)
     out = []
     names = set(FocusRecord.__dataclass_fields__)
     for i, r in enumerate(rows):

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from ..jsonl import read_jsonl
+
 LABELS = ("positive", "negative")
 
 
@@ -40,17 +42,7 @@ def _example(i: int, raw, where: str) -> Example:
 def load_examples(source: str | Path | Iterable) -> list[Example]:
     """Examples from a ``.jsonl`` path (one JSON object per line) or an iterable of dicts/``Example``s."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"no data file at {path}")
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path} line {n}: not JSON ({err.msg})") from None
-        where = str(path)
+        rows, where = read_jsonl(source), str(source)
     else:
         rows, where = list(source), "data"
     examples = [_example(i, r, where) for i, r in enumerate(rows)]
