@@ -201,7 +201,8 @@ def _nvcc_version(nvcc: str) -> str:
 setup(
     ext_modules=[
         NinjaExtension("steerkit._C", ["csrc/cpu/gated_steer.cpp", "csrc/cpu/bindings.cpp"]),
-        NinjaExtension("steerkit._C_cuda", ["csrc/cuda/gated_steer.cu", "csrc/cuda/bindings.cpp"], cuda=True),
+        NinjaExtension("steerkit._C_cuda", ["csrc/cuda/gated_steer.cu", "csrc/cuda/steer_add_rmsnorm.cu",
+                                                "csrc/cuda/bindings.cpp"], cuda=True),
     ],
     cmdclass={"build_ext": NinjaBuildExt},
 )

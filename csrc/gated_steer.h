@@ -42,9 +42,30 @@ struct SteerBackwardArgs {
   bool norm_preserve;
 };
 
+// steer_add_rmsnorm: branch and residual [N,D] (storage dtype, unit column stride), new_residual and
+// normed [N,D] contiguous (normed null: no norm), norm_weight [D] in the storage dtype; theta,
+// gate_w, gate_b and strength as in SteerArgs.
+struct SteerNormArgs {
+  const void* branch; int64_t branch_row_stride;
+  const void* residual; int64_t residual_row_stride;
+  void* new_residual;
+  void* normed;
+  const void* theta;
+  const void* gate_w;
+  const void* gate_b;
+  const void* strength; int64_t strength_row_stride;
+  const void* norm_weight;
+  float eps, weight_offset;
+  bool cast_before_weight;
+  int64_t n, d, k;
+  DType dtype;
+  bool norm_preserve;
+};
+
 void gated_steer_forward_cpu(const SteerArgs& a);
 void gated_steer_backward_cpu(const SteerBackwardArgs& a);
 void gated_steer_forward_cuda(const SteerArgs& a, uintptr_t stream);
 void gated_steer_backward_cuda(const SteerBackwardArgs& a, uintptr_t stream);
+void steer_add_rmsnorm_cuda(const SteerNormArgs& a, uintptr_t stream);
 
 }  // namespace steerkit

@@ -1,7 +1,9 @@
 """Drop-in steering of an existing Hugging Face model instance: ``patch()``, ``steer()``, ``Handle``.
 
-Each (site, layer) of a ``SteeringVectors`` becomes one hook on a module of the instance (see
-``steerkit.sites``; the model's own forward functions are never copied or replaced).
+Each (site, layer) of a ``SteeringVectors`` is steered on one of three paths (``steerkit.fastpath``):
+a fused decoder-layer forward (attn_out, mlp_out), o_proj with the steer folded through it
+(attn_heads), or a hook on a module of the instance (``steerkit.sites``). Fast paths replace
+``forward`` on the instance only; ``Handle.paths`` says which path each key took and why.
 
 Everything is validated before the first hook is registered, so a failed patch leaves the model as
 it was; ``Handle.remove()`` removes exactly the hooks it added.
@@ -9,15 +11,17 @@ it was; ``Handle.remove()`` removes exactly the hooks it added.
 from __future__ import annotations
 
 import functools
+import logging
 
 import torch
 from torch import nn
 
-from . import models
+from . import fastpath, models
 from .ops import gated_steer
 from .sites import register_site_hook
 from .vectors import SteeringVectors
 
+log = logging.getLogger("steerkit")
 _ATTR = "_steerkit_patched"  # set of (site, layer) currently steered on a model instance
 
 
@@ -36,6 +40,7 @@ class Handle:
         self._keys: list[tuple[str, int]] = []
         self._strength: torch.Tensor | None = None
         self._cast: dict = {}  # vectors cast to each patched layer's device and dtype
+        self.paths: dict[tuple[str, int], tuple[str, str]] = {}  # key -> (hook|fused|folded, why)
 
     # -- strength ------------------------------------------------------------------------------
     def set_strength(self, strength) -> None:
@@ -51,6 +56,13 @@ class Handle:
                              f"{getattr(strength, 'shape', strength)!r}")
         if not s.requires_grad and not bool(torch.isfinite(s).all()):
             raise ValueError("strength contains NaN or Inf")
+        old = self._strength
+        if old is not None and not s.requires_grad and not old.requires_grad and old.shape == s.shape:
+            # in place: a compiled graph or captured CUDA graph keeps reading this same buffer, so a
+            # new strength takes effect without re-tracing or re-capturing
+            with torch.no_grad():
+                old.copy_(s)
+            return
         # moved once here, so the hooks' per-call .to(x.device) is a no-op on a single-device model
         self._strength = s.to(_param_like(self.layout.layers[0]).device)
 
@@ -76,24 +88,43 @@ class Handle:
                            norm_preserve=self.vectors.norm_preserve, check_finite=False)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def _install(self, replace: bool) -> None:
-        patched = getattr(self.model, _ATTR, None)
-        if patched is None:
-            patched = {}
-            setattr(self.model, _ATTR, patched)
+    def _install(self, replace: bool, fused) -> None:
+        patched = getattr(self.model, _ATTR, None) or {}
+        for key in self.vectors:
+            if key in patched and not replace:
+                raise ValueError(f"{key[0]} layer {key[1]} is already steered on this model; remove that "
+                                 "handle first or pass replace=True")
+        if fused is True and not replace:
+            _require_fast(fastpath.plan(self.layout, list(self.vectors), fused))
         for key in self.vectors:
             if key in patched:
-                if not replace:
-                    raise ValueError(f"{key[0]} layer {key[1]} is already steered on this model; remove that "
-                                     "handle first or pass replace=True")
                 patched[key].remove_keys([key])
+        self.paths = fastpath.plan(self.layout, list(self.vectors), fused)
+        if fused is True:
+            _require_fast(self.paths)
+        setattr(self.model, _ATTR, patched)
         if self.tokens != "all":
             self._hooks.append((None, self.model.register_forward_pre_hook(self._positions_hook, with_kwargs=True,
                                                                           prepend=True)))
+        layers: dict[int, fastpath.FusedLayer] = {}
         for key in self.vectors:
-            h = register_site_hook(self.layout, key[0], key[1], functools.partial(self._apply, key))
+            path, why = self.paths[key]
+            if path == fastpath.FUSED:
+                if key[1] not in layers:
+                    layers[key[1]] = fastpath.FusedLayer(self, self.layout, key[1])
+                h = layers[key[1]].add(key)
+            elif path == fastpath.FOLDED:
+                h = fastpath.FoldedProjection(self, key, self.layout.attn_out_proj(key[1]))
+            else:
+                h = register_site_hook(self.layout, key[0], key[1], functools.partial(self._apply, key))
             self._hooks.append((key, h))
             patched[key] = self
+            log.debug("steerkit: %s layer %d -> %s (%s)", key[0], key[1], path, why)
+
+    def describe(self) -> str:
+        """One line per steered (site, layer): the path it takes and why."""
+        return "\n".join(f"{site:<10} layer {layer:<3} {path:<6}  {why}"
+                         for (site, layer), (path, why) in sorted(self.paths.items(), key=lambda kv: (kv[0][1], kv[0][0])))
 
     def _positions_hook(self, module, args, kwargs):
         """Per call: which of the current tokens to steer, from absolute positions (count of non-pad
@@ -158,6 +189,12 @@ def _check_tokens(tokens):
     raise ValueError(f"tokens must be 'all', 'prompt', 'generated' or a start position (int >= 0), got {tokens!r}")
 
 
+def _require_fast(paths) -> None:
+    slow = [f"{site} layer {layer}: {why}" for (site, layer), (path, why) in paths.items() if path == fastpath.HOOK]
+    if slow:
+        raise ValueError("fused=True, but these cannot take a fast path:\n  " + "\n  ".join(slow))
+
+
 def _past_length(kwargs) -> int:
     cache = kwargs.get("past_key_values")
     if cache is None:
@@ -191,17 +228,21 @@ def _param_like(module: nn.Module) -> torch.Tensor:
 
 
 def patch(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all",
-          arch: models.ArchSpec | None = None, replace: bool = False) -> Handle:
+          arch: models.ArchSpec | None = None, replace: bool = False, fused: bool | str = "auto") -> Handle:
     """Steers ``model`` in place with ``vectors`` until ``handle.remove()``.
 
     ``strength``: a float, a [K] tensor, or a [B,K] tensor (a different mix for each sequence of a
     batch of B). ``tokens``: which tokens to steer, "all", "prompt", "generated" (tokens after the
     prompt of the first call, under KV-cached generation) or an int p (absolute positions >= p,
     counted over non-pad tokens, so left and right padding agree). ``arch``: module paths for a
-    family not in the registry.
+    family not in the registry. ``fused``: "auto" takes the fast path for each (site, layer) where
+    one applies (see ``steerkit.fastpath``), False uses hooks everywhere, True raises unless every
+    key gets a fast path. ``handle.describe()`` says which path each key took.
     """
     if not isinstance(vectors, SteeringVectors):
         raise ValueError(f"vectors must be a steerkit.SteeringVectors, got {type(vectors).__name__}")
+    if not (fused == "auto" or isinstance(fused, bool)):
+        raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
     layout = models.resolve(model, arch)
     _validate(vectors, layout, model)
     handle = Handle(model, vectors, layout, tokens)
@@ -214,11 +255,11 @@ def patch(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all"
             None if e.gate_w is None else e.gate_w.to(device=ref.device, dtype=ref.dtype),
             None if e.gate_b is None else e.gate_b.to(device=ref.device, dtype=torch.float32),
         )
-    handle._install(replace)
+    handle._install(replace, fused)
     return handle
 
 
 def steer(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all",
-          arch: models.ArchSpec | None = None, replace: bool = False) -> Handle:
+          arch: models.ArchSpec | None = None, replace: bool = False, fused: bool | str = "auto") -> Handle:
     """``with steerkit.steer(model, vecs, strength=...): ...``: a patch removed when the block ends."""
-    return patch(model, vectors, strength=strength, tokens=tokens, arch=arch, replace=replace)
+    return patch(model, vectors, strength=strength, tokens=tokens, arch=arch, replace=replace, fused=fused)

@@ -131,3 +131,65 @@ def lora_linear(x, weight, bias, lora_a, lora_b, scale: float):
     """The LoRA linear: ``x Wᵀ (+ bias) + scale · (x Aᵀ) Bᵀ`` (W frozen; dropout 0)."""
     y = x @ weight.t() + scale * ((x @ lora_a.t()) @ lora_b.t())
     return y if bias is None else y + bias
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, weight_offset: float = 0.0,
+             cast_before_weight: bool = True) -> torch.Tensor:
+    """RMSNorm of the rows of ``x`` as the HF families compute it, in x's dtype.
+
+    Llama-style (``cast_before_weight``): the normalised row is rounded to x's dtype, then scaled by
+    the weight. Gemma-style: scaled by ``weight + weight_offset`` in the accumulation dtype, then
+    rounded once."""
+    acc = accumulate_dtype(x.dtype)
+    xf = x.to(acc)
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    w = weight.to(acc) + weight_offset
+    if cast_before_weight:
+        return (w * y.to(x.dtype).to(acc)).to(x.dtype)
+    return (w * y).to(x.dtype)
+
+
+def steer_add_rmsnorm(
+    branch: torch.Tensor,
+    residual: torch.Tensor,
+    theta: torch.Tensor,
+    gate_w: torch.Tensor | None,
+    gate_b: torch.Tensor | None,
+    strength: torch.Tensor,
+    norm_preserve: bool,
+    norm_weight: torch.Tensor | None,
+    eps: float = 1e-6,
+    weight_offset: float = 0.0,
+    cast_before_weight: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Steering of a block's output fused with the residual add and the next RMSNorm.
+
+    new_residual = residual + gated_steer(branch), rounded once to the storage dtype;
+    normed = rms_norm(new_residual) (see ``rms_norm``), or None when ``norm_weight`` is None.
+    The steered branch is never rounded on its own: it is added to the residual in the
+    accumulation dtype."""
+    acc = accumulate_dtype(branch.dtype)
+    steered, _, _ = gated_steer_forward_rows(
+        branch.to(acc), theta.to(acc), None if gate_w is None else gate_w.to(acc),
+        None if gate_b is None else gate_b.to(acc), strength.to(acc), norm_preserve)
+    new_residual = (residual.to(acc) + steered).to(branch.dtype)
+    if norm_weight is None:
+        return new_residual, None
+    return new_residual, rms_norm(new_residual, norm_weight, eps, weight_offset, cast_before_weight)
+
+
+def steer_then_linear(
+    a: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    theta: torch.Tensor,
+    gate_w: torch.Tensor | None,
+    gate_b: torch.Tensor | None,
+    strength: torch.Tensor,
+    norm_preserve: bool,
+) -> torch.Tensor:
+    """Steering at a projection's input, then the projection: ``(gated_steer(a)) Wᵀ (+ bias)``.
+    What the fold through the projection (``steerkit.ops.steer_linear``) must equal."""
+    steered, _ = gated_steer(a, theta, gate_w, gate_b, strength, norm_preserve)
+    y = steered @ weight.t()
+    return y if bias is None else y + bias

@@ -92,7 +92,7 @@ def test_triton_fused_lora_linear_matches_the_reference(monkeypatch, n, din, out
         pytest.skip("Triton needs a CUDA GPU or TRITON_INTERPRET=1")
     device = "cuda" if torch.cuda.is_available() and not interpreting() else "cpu"
     monkeypatch.setenv("STEERKIT_LORA_BACKEND", "triton")
-    import steerkit.kernels.lora_linear as kernel
+    import steerkit.kernels.two_gemm as kernel
 
     calls = []
     real = kernel.two_gemm

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import torch
 
-from ._alloc import gated_steer_outputs
+from ._alloc import empty, gated_steer_outputs
 
 DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2, torch.float64: 3}
 
@@ -68,3 +68,21 @@ def backward_rows(mod, stream: int, grad, h, theta, gate_w, strength, gates, nor
         n=n, d=d, k=k, dtype=DTYPE_CODES[h.dtype], norm_preserve=norm_preserve, stream=stream,
     )
     return dh, dc, ra
+
+
+def steer_add_rmsnorm(mod, stream: int, branch, residual, theta, gate_w, gate_b, strength, norm_preserve,
+                      norm_weight, eps, weight_offset, cast_before_weight):
+    n, d = branch.shape
+    new_residual = empty((n, d), branch.dtype, branch.device)
+    normed = empty((n, d), branch.dtype, branch.device) if norm_weight is not None else None
+    if n == 0:
+        return new_residual, normed
+    mod.steer_add_rmsnorm(
+        branch=_addr(branch), branch_row_stride=branch.stride(0), residual=_addr(residual),
+        residual_row_stride=residual.stride(0), new_residual=_addr(new_residual), normed=_addr(normed),
+        theta=_addr(theta), gate_w=_addr(gate_w), gate_b=_addr(gate_b), strength=_addr(strength),
+        strength_row_stride=strength.stride(0) if strength.dim() == 2 else 0, norm_weight=_addr(norm_weight),
+        eps=float(eps), weight_offset=float(weight_offset), cast_before_weight=bool(cast_before_weight),
+        n=n, d=d, k=theta.shape[0], dtype=DTYPE_CODES[branch.dtype], norm_preserve=norm_preserve, stream=stream,
+    )
+    return new_residual, normed

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from . import _native
+from . import reference as _reference
 
 NAME = "cpu"
 _mod, _why = _native.load("_C", "cpu")
@@ -29,3 +30,7 @@ def gated_steer_forward(h, theta, gate_w, gate_b, strength, norm_preserve):
 
 def gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve):
     return _native.backward_rows(_mod, 0, grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve)
+
+
+# No C++ kernel: on a CPU this op runs as the reference composition (one torch op per step).
+steer_add_rmsnorm_forward = _reference.steer_add_rmsnorm_forward

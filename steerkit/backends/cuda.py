@@ -47,3 +47,10 @@ def gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gr
     with torch.cuda.device(h.device):
         return _native.backward_rows(_mod, _stream(h), grad, h, theta, gate_w, strength, gates, norms, gram,
                                      norm_preserve)
+
+
+def steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
+                              weight_offset, cast_before_weight):
+    with torch.cuda.device(branch.device):
+        return _native.steer_add_rmsnorm(_mod, _stream(branch), branch, residual, theta, gate_w, gate_b, strength,
+                                         norm_preserve, norm_weight, eps, weight_offset, cast_before_weight)

@@ -18,3 +18,9 @@ def supports(device_type: str, dtype: torch.dtype) -> str | None:
 
 gated_steer_forward = reference.gated_steer_forward_rows
 gated_steer_backward_rows = reference.gated_steer_backward_rows
+
+
+def steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
+                              weight_offset, cast_before_weight):
+    return reference.steer_add_rmsnorm(branch, residual, theta, gate_w, gate_b, strength, norm_preserve,
+                                       norm_weight, eps, weight_offset, cast_before_weight)

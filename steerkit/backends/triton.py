@@ -9,7 +9,7 @@ import os
 
 import torch
 
-from ._alloc import gated_steer_outputs
+from ._alloc import empty, gated_steer_outputs
 
 NAME = "triton"
 
@@ -17,10 +17,11 @@ try:
     import triton as _triton
 
     from ..kernels import gated_steer as _kernels
+    from ..kernels import steer_add_rmsnorm as _norm_kernels
 
     _why = ""
 except Exception as err:  # ImportError, or a Triton that fails to initialise
-    _triton = _kernels = None
+    _triton = _kernels = _norm_kernels = None
     _why = f"triton is not importable ({type(err).__name__}: {err}); pip install triton"
 
 
@@ -58,3 +59,11 @@ def gated_steer_forward(h, theta, gate_w, gate_b, strength, norm_preserve):
 def gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve):
     outs = gated_steer_outputs(h, theta.shape[0], torch.float32)
     return _kernels.backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve, *outs)
+
+
+def steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
+                              weight_offset, cast_before_weight):
+    new_residual = empty(tuple(branch.shape), branch.dtype, branch.device)
+    normed = empty(tuple(branch.shape), branch.dtype, branch.device) if norm_weight is not None else None
+    return _norm_kernels.forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
+                                 weight_offset, cast_before_weight, new_residual, normed)

@@ -16,7 +16,7 @@ def _triton(x: torch.Tensor) -> bool:
     if choice == "torch" or (choice == "auto" and not x.is_cuda):
         return False
     try:
-        import steerkit.kernels.lora_linear  # noqa: F401
+        import steerkit.kernels.two_gemm  # noqa: F401
     except ImportError:
         if choice == "triton":
             raise
@@ -30,7 +30,7 @@ class LoraLinearFn(torch.autograd.Function):
         xa = x @ lora_a.t()                                              # [N, r]
         ctx.triton = _triton(x)
         if ctx.triton:
-            from steerkit.kernels.lora_linear import two_gemm
+            from steerkit.kernels.two_gemm import two_gemm
 
             y = two_gemm(x, weight.t(), xa * scale, lora_b.t(), bias)
         else:
@@ -49,7 +49,7 @@ class LoraLinearFn(torch.autograd.Function):
         d_b = (dy.t() @ xa).mul_(s) if ctx.needs_input_grad[4] else None
         dx = None
         if ctx.needs_input_grad[0] and ctx.triton:
-            from steerkit.kernels.lora_linear import two_gemm
+            from steerkit.kernels.two_gemm import two_gemm
 
             dx = two_gemm(dy, weight, dxa, lora_a)
         elif ctx.needs_input_grad[0]:

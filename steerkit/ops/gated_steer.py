@@ -138,21 +138,21 @@ def _backward(ctx, grad_out, grad_gates, grad_norms):
 _gated_steer_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def _fail(arg: str, expected: str, got: str) -> None:
-    raise ValueError(f"gated_steer: {arg} must be {expected}, got {got}")
+def _fail(arg: str, expected: str, got: str, op: str = "gated_steer") -> None:
+    raise ValueError(f"{op}: {arg} must be {expected}, got {got}")
 
 
-def _check_param(name: str, t, shape: tuple[int, ...], h: torch.Tensor, same_dtype: bool) -> None:
+def _check_param(name: str, t, shape: tuple[int, ...], h: torch.Tensor, same_dtype: bool, op: str) -> None:
     if not isinstance(t, torch.Tensor):
-        _fail(name, "a torch.Tensor", type(t).__name__)
+        _fail(name, "a torch.Tensor", type(t).__name__, op)
     if tuple(t.shape) != shape:
-        _fail(name, f"of shape {list(shape)}", f"{list(t.shape)}")
+        _fail(name, f"of shape {list(shape)}", f"{list(t.shape)}", op)
     if t.device != h.device:
-        _fail(name, f"on h's device {h.device}", f"{t.device}")
+        _fail(name, f"on h's device {h.device}", f"{t.device}", op)
     if same_dtype and t.dtype != h.dtype:
-        _fail(name, f"of h's dtype {h.dtype}", f"{t.dtype}")
+        _fail(name, f"of h's dtype {h.dtype}", f"{t.dtype}", op)
     if not same_dtype and not t.dtype.is_floating_point:
-        _fail(name, "a floating-point tensor", f"{t.dtype}")
+        _fail(name, "a floating-point tensor", f"{t.dtype}", op)
 
 
 def _skip_host_checks() -> bool:
@@ -161,6 +161,54 @@ def _skip_host_checks() -> bool:
     if compiling is not None and compiling():
         return True
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def check_steer_args(h, theta, gate_w, gate_b, strength, check_finite: bool, op: str = "gated_steer"):
+    """Validates the steering arguments of an op whose activation is ``h`` [..., D] and brings them to
+    the form every kernel takes: ``(theta, gate_w, gate_b, strength)`` contiguous, gate_b and
+    strength in the accumulation dtype, strength [K] or [rows, K]. Names the argument at fault."""
+    if not isinstance(h, torch.Tensor):
+        _fail("h", "a torch.Tensor", type(h).__name__, op)
+    if h.dtype not in _FLOAT_DTYPES:
+        _fail("h", "float32, float16, bfloat16 or float64", f"{h.dtype}", op)
+    if h.dim() < 1 or h.shape[-1] < 1:
+        _fail("h", "a tensor [..., D] with D >= 1", f"shape {list(h.shape)}", op)
+    d = h.shape[-1]
+    if not isinstance(theta, torch.Tensor) or theta.dim() != 2 or theta.shape[0] < 1:
+        _fail("theta", "a [K, D] tensor with K >= 1", f"{getattr(theta, 'shape', type(theta).__name__)}", op)
+    k = theta.shape[0]
+    _check_param("theta", theta, (k, d), h, True, op)
+    if gate_w is not None:
+        _check_param("gate_w", gate_w, (k, d), h, True, op)
+    if gate_b is not None:
+        if gate_w is None:
+            _fail("gate_b", "None when gate_w is None (gate-free steering has no bias)", "a tensor", op)
+        _check_param("gate_b", gate_b, (k,), h, False, op)
+    lead = tuple(h.shape[:-1])
+    acc = accumulate_dtype(h.dtype)
+    if isinstance(strength, torch.Tensor):
+        if strength.shape not in (torch.Size([k]), torch.Size([]), torch.Size(lead + (k,))):
+            _fail("strength", f"a float, a [K={k}] tensor or a per-row {list(lead) + [k]} tensor",
+                  f"shape {list(strength.shape)}", op)
+        _check_param("strength", strength, tuple(strength.shape), h, False, op)
+        s = strength.to(acc)
+        s = s.expand(k) if s.dim() == 0 else (s.reshape(-1, k) if s.shape != torch.Size([k]) else s)
+    elif isinstance(strength, (int, float)):
+        s = torch.full((k,), float(strength), dtype=acc, device=h.device)
+    else:
+        _fail("strength", "a float or a tensor", type(strength).__name__, op)
+    if check_finite and not _skip_host_checks():
+        for name, t in (("theta", theta), ("gate_w", gate_w), ("gate_b", gate_b), ("strength", s)):
+            if t is not None and not bool(torch.isfinite(t).all()):
+                raise ValueError(f"{op}: {name} contains NaN or Inf")
+    return (theta.contiguous(), None if gate_w is None else gate_w.contiguous(),
+            None if gate_b is None else gate_b.to(acc).contiguous(), s.contiguous())
+
+
+def rows_of(h: torch.Tensor) -> torch.Tensor:
+    """``h`` as [rows, D] with unit column stride (kernels take any row stride)."""
+    h2 = h.reshape(-1, h.shape[-1])
+    return h2 if h2.stride(-1) == 1 else h2.contiguous()
 
 
 def gated_steer(
@@ -186,48 +234,10 @@ def gated_steer(
     ``check_finite`` raises on NaN/Inf in theta, gate_w or gate_b; it synchronises with the device,
     so it is skipped under torch.compile and CUDA graph capture (validate vectors once up front).
     """
-    if not isinstance(h, torch.Tensor):
-        _fail("h", "a torch.Tensor", type(h).__name__)
-    if h.dtype not in _FLOAT_DTYPES:
-        _fail("h", "float32, float16, bfloat16 or float64", f"{h.dtype}")
-    if h.dim() < 1 or h.shape[-1] < 1:
-        _fail("h", "a tensor [..., D] with D >= 1", f"shape {list(h.shape)}")
-    d = h.shape[-1]
-    if not isinstance(theta, torch.Tensor) or theta.dim() != 2 or theta.shape[0] < 1:
-        _fail("theta", "a [K, D] tensor with K >= 1", f"{getattr(theta, 'shape', type(theta).__name__)}")
-    k = theta.shape[0]
-    _check_param("theta", theta, (k, d), h, same_dtype=True)
-    if gate_w is not None:
-        _check_param("gate_w", gate_w, (k, d), h, same_dtype=True)
-    if gate_b is not None:
-        if gate_w is None:
-            _fail("gate_b", "None when gate_w is None (gate-free steering has no bias)", "a tensor")
-        _check_param("gate_b", gate_b, (k,), h, same_dtype=False)
-    lead = tuple(h.shape[:-1])
-    acc = accumulate_dtype(h.dtype)
-    if isinstance(strength, torch.Tensor):
-        if strength.shape not in (torch.Size([k]), torch.Size([]), torch.Size(lead + (k,))):
-            _fail("strength", f"a float, a [K={k}] tensor or a per-row {list(lead) + [k]} tensor",
-                  f"shape {list(strength.shape)}")
-        _check_param("strength", strength, tuple(strength.shape), h, same_dtype=False)
-        s = strength.to(acc)
-        s = s.expand(k) if s.dim() == 0 else (s.reshape(-1, k) if s.shape != torch.Size([k]) else s)
-    elif isinstance(strength, (int, float)):
-        s = torch.full((k,), float(strength), dtype=acc, device=h.device)
-    else:
-        _fail("strength", "a float or a tensor", type(strength).__name__)
-    if check_finite and not _skip_host_checks():
-        for name, t in (("theta", theta), ("gate_w", gate_w), ("gate_b", gate_b), ("strength", s)):
-            if t is not None and not bool(torch.isfinite(t).all()):
-                raise ValueError(f"gated_steer: {name} contains NaN or Inf")
-    h2 = h.reshape(-1, d)
-    if h2.stride(-1) != 1:  # kernels take any row stride but need unit column stride
-        h2 = h2.contiguous()
-    out, gates, _ = _gated_steer_fwd(
-        h2, theta.contiguous(), None if gate_w is None else gate_w.contiguous(),
-        None if gate_b is None else gate_b.to(acc).contiguous(), s.contiguous(), bool(norm_preserve),
-    )
+    theta, gate_w, gate_b, s = check_steer_args(h, theta, gate_w, gate_b, strength, check_finite)
+    h2 = rows_of(h)
+    out, gates, _ = _gated_steer_fwd(h2, theta, gate_w, gate_b, s, bool(norm_preserve))
     out = out.reshape(h.shape)
     if return_gates:
-        return out, gates.reshape(lead + (k,))
+        return out, gates.reshape(tuple(h.shape[:-1]) + (theta.shape[0],))
     return out

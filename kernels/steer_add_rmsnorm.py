@@ -1,0 +1,110 @@
+"""steer_add_rmsnorm in Triton: steering of a block's output, the residual add and the next RMSNorm
+in one kernel. Each program takes BLOCK_N rows (tile shapes as in ``gated_steer``) and makes
+three sweeps over them: gate dot products (and ‖branch‖²), then the new residual (written once,
+its ‖·‖² summed from the rounded values the norm will see), then the normed row. The last sweep
+recomputes the residual from branch and residual rather than reading back what this program just
+wrote, so no cross-thread ordering of global memory is assumed; on a GPU those re-reads come from
+L2. Same math as steerkit.reference.steer_add_rmsnorm, accumulated in float32."""
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from .gated_steer import _blocks
+
+
+@triton.jit
+def _steered_rows(br_rows, res_rows, th_ptr, c, r, ds, dmask, nmask, ks, kmask, D):
+    """residual + r·(branch + Σ c_k θ_k) for one [BLOCK_N, BLOCK_D] chunk, in float32."""
+    x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
+    u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
+    res = tl.load(res_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    return res + r[:, None] * u
+
+
+@triton.jit
+def _kernel(br_ptr, br_stride, res_ptr, res_stride, newres_ptr, normed_ptr, th_ptr, w_ptr, b_ptr, s_ptr, s_stride,
+            nw_ptr, N, D, K, eps, offset,
+            HAS_W: tl.constexpr, HAS_B: tl.constexpr, NORM: tl.constexpr, HAS_NORM_W: tl.constexpr,
+            CAST_BEFORE_W: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nmask = rows < N
+    ks = tl.arange(0, BLOCK_K)
+    kmask = ks < K
+    br_rows = br_ptr + rows[:, None] * br_stride
+    res_rows = res_ptr + rows[:, None] * res_stride
+    z = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
+    sq = tl.zeros([BLOCK_N], tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        ds = d0 + tl.arange(0, BLOCK_D)
+        dmask = ds < D
+        x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+        sq += tl.sum(x * x, axis=1)
+        if HAS_W:
+            wt = tl.load(w_ptr + ks[:, None] * D + ds[None, :], mask=kmask[:, None] & dmask[None, :], other=0.0)
+            z += tl.sum(x[:, None, :] * wt.to(tl.float32)[None, :, :], axis=2)
+    if HAS_W:
+        if HAS_B:
+            z += tl.load(b_ptr + ks, mask=kmask, other=0.0)[None, :]
+        g = 1.0 / (1.0 + tl.exp(-z))
+    else:
+        g = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
+    nk_mask = nmask[:, None] & kmask[None, :]
+    s = tl.load(s_ptr + rows[:, None] * s_stride + ks[None, :], mask=nk_mask, other=0.0)
+    c = tl.where(nk_mask, s * g, 0.0)
+    r = sq * 0.0 + 1.0
+    if NORM:
+        nh = tl.sqrt(sq)
+        su = tl.zeros([BLOCK_N], tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            ds = d0 + tl.arange(0, BLOCK_D)
+            dmask = ds < D
+            x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+            tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
+            u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
+            su += tl.sum(u * u, axis=1)
+        nu = tl.sqrt(su)
+        r = tl.where(nu > 1e-8, nh / nu, 1.0)
+    out_rows = rows[:, None] * D
+    ss = tl.zeros([BLOCK_N], tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        ds = d0 + tl.arange(0, BLOCK_D)
+        dmask = ds < D
+        v = _steered_rows(br_rows, res_rows, th_ptr, c, r, ds, dmask, nmask, ks, kmask, D)
+        vr = v.to(newres_ptr.dtype.element_ty)
+        tl.store(newres_ptr + out_rows + ds[None, :], vr, mask=nmask[:, None] & dmask[None, :])
+        vf = vr.to(tl.float32)
+        ss += tl.sum(vf * vf, axis=1)
+    if HAS_NORM_W:
+        inv = 1.0 / tl.sqrt(ss / D + eps)
+        for d0 in range(0, D, BLOCK_D):
+            ds = d0 + tl.arange(0, BLOCK_D)
+            dmask = ds < D
+            v = _steered_rows(br_rows, res_rows, th_ptr, c, r, ds, dmask, nmask, ks, kmask, D)
+            y = v.to(newres_ptr.dtype.element_ty).to(tl.float32) * inv[:, None]
+            if CAST_BEFORE_W:
+                y = y.to(normed_ptr.dtype.element_ty).to(tl.float32)
+            wn = tl.load(nw_ptr + ds, mask=dmask, other=0.0).to(tl.float32) + offset
+            tl.store(normed_ptr + out_rows + ds[None, :], (wn[None, :] * y).to(normed_ptr.dtype.element_ty),
+                     mask=nmask[:, None] & dmask[None, :])
+
+
+def forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps, weight_offset,
+            cast_before_weight, new_residual, normed):
+    """Fills ``new_residual`` [N,D] and, when ``norm_weight`` is given, ``normed`` [N,D]."""
+    n, d = branch.shape
+    k = theta.shape[0]
+    if n == 0:
+        return new_residual, normed
+    block_n, block_k, block_d, warps = _blocks(n, d, k)
+    _kernel[(triton.cdiv(n, block_n),)](
+        branch, branch.stride(0), residual, residual.stride(0), new_residual,
+        normed if normed is not None else new_residual, theta, gate_w if gate_w is not None else theta,
+        gate_b if gate_b is not None else strength, strength, strength.stride(0) if strength.dim() == 2 else 0,
+        norm_weight if norm_weight is not None else theta, n, d, k, float(eps), float(weight_offset),
+        HAS_W=gate_w is not None, HAS_B=gate_b is not None, NORM=bool(norm_preserve),
+        HAS_NORM_W=norm_weight is not None, CAST_BEFORE_W=bool(cast_before_weight),
+        BLOCK_N=block_n, BLOCK_K=block_k, BLOCK_D=block_d, num_warps=warps,
+    )
+    return new_residual, normed

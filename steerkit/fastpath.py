@@ -1,0 +1,194 @@
+"""Which path steers each patched (site, layer), and the two fast paths beside the site hooks.
+
+  attn_out, mlp_out  "fused": this decoder layer's forward is replaced, on the instance only, by
+                     one that calls the same submodules in the same order but does the steer and
+                     the residual add (and, for attn_out, the post-attention RMSNorm) as one
+                     ``steer_add_rmsnorm`` call. Pre-norm, RMSNorm, Llama-shaped layers only.
+  attn_heads         "folded": the attention output projection's forward is replaced by
+                     ``steer_linear``: the steer folded through o_proj. A plain ``nn.Linear`` only.
+  otherwise          "hook": ``steerkit.sites`` hooks running ``gated_steer``.
+
+``plan`` says, without touching the model, which path each key would take and why not a fast one;
+``patch(fused=...)`` installs from it. Removing restores the instance's own ``forward``.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from .models import ModelLayout
+from .ops import steer_add_rmsnorm, steer_linear
+from .ops.steer_linear import fold
+
+# family -> (weight offset, round the normalised row before the weight): how its RMSNorm computes
+_NORM_STYLE = {"llama": (0.0, True), "mistral": (0.0, True), "qwen2": (0.0, True), "qwen3": (0.0, True),
+               "phi3": (0.0, True), "gemma": (1.0, False)}
+# a decoder-layer forward the fused one mirrors takes only these (transformers >= 4.54 layers)
+_LAYER_PARAMS = {"self", "hidden_states", "attention_mask", "position_ids", "past_key_values", "use_cache",
+                 "cache_position", "position_embeddings", "kwargs"}
+
+HOOK, FUSED, FOLDED = "hook", "fused", "folded"
+
+
+def _norm_eps(norm: nn.Module) -> float | None:
+    for name in ("variance_epsilon", "eps"):
+        v = getattr(norm, name, None)
+        if isinstance(v, float):
+            return v
+    return None
+
+
+def why_not_fused(layout: ModelLayout, layer: int) -> str | None:
+    """None when this decoder layer can take the fused forward, else why not."""
+    family = layout.spec.family
+    if family not in _NORM_STYLE:
+        return f"no fused forward for {family} layers (only {', '.join(sorted(_NORM_STYLE))})"
+    mod = layout.layers[layer]
+    for name in ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp"):
+        if not isinstance(getattr(mod, name, None), nn.Module):
+            return f"the decoder layer has no {name} module"
+    extra = set(inspect.signature(type(mod).forward).parameters) - _LAYER_PARAMS
+    if extra:
+        return (f"{type(mod).__name__}.forward takes {sorted(extra)} in this transformers version "
+                "(the fused forward mirrors the transformers >= 4.54 layer)")
+    if "forward" in vars(mod):
+        return "this decoder layer's forward is already replaced (another steerkit handle or library)"
+    norm = mod.post_attention_layernorm
+    if not type(norm).__name__.endswith("RMSNorm") or not isinstance(getattr(norm, "weight", None), torch.Tensor):
+        return f"post_attention_layernorm is a {type(norm).__name__}, not the family's RMSNorm"
+    if _norm_eps(norm) is None:
+        return "cannot read the RMSNorm's epsilon"
+    for name in ("resid_attn_dropout", "resid_mlp_dropout"):
+        p = getattr(getattr(mod, name, None), "p", 0.0)
+        if p > 0:
+            return f"{name} has p={p} (the fused add has no dropout)"
+    return None
+
+
+def why_not_folded(layout: ModelLayout, layer: int) -> str | None:
+    """None when attn_heads steering at this layer can be folded through o_proj, else why not."""
+    if layout.spec.conv1d:
+        return "the output projection is a GPT-2 Conv1D"
+    proj = layout.attn_out_proj(layer)
+    if type(proj) is not nn.Linear:
+        return (f"the attention output projection is a {type(proj).__name__}, not a plain nn.Linear: "
+                "a LoRA adapter, quantization or wrapper would be bypassed by the fold")
+    if "forward" in vars(proj):
+        return "the output projection's forward is already replaced (another steerkit handle or library)"
+    return None
+
+
+def plan(layout: ModelLayout, keys, fused: bool | str = "auto") -> dict[tuple[str, int], tuple[str, str]]:
+    """key -> (path, detail): the path each (site, layer) takes and, for a hook, why not a fast path."""
+    out = {}
+    for site, layer in keys:
+        if not fused:
+            out[(site, layer)] = (HOOK, "fast paths switched off (fused=False)")
+            continue
+        if site in ("attn_out", "mlp_out"):
+            why = why_not_fused(layout, layer)
+            after = "residual add + post-attention RMSNorm" if site == "attn_out" else "residual add"
+            out[(site, layer)] = (HOOK, why) if why else (FUSED, f"steer + {after} in one kernel")
+        elif site == "attn_heads":
+            why = why_not_folded(layout, layer)
+            out[(site, layer)] = (HOOK, why) if why else (FOLDED, "steer folded through o_proj")
+        else:
+            out[(site, layer)] = (HOOK, "block_out is the layer's output: nothing after it to fuse with")
+    return out
+
+
+class FusedLayer:
+    """The fused forward of one decoder layer, serving its attn_out and/or mlp_out keys."""
+
+    def __init__(self, handle, layout: ModelLayout, layer: int):
+        self.handle = handle
+        self.layer = layout.layers[layer]
+        self.offset, self.cast = _NORM_STYLE[layout.spec.family]
+        self.sites: dict[str, tuple[str, int]] = {}
+        self.layer.forward = self.forward
+
+    def add(self, key: tuple[str, int]) -> "_Removable":
+        self.sites[key[0]] = key
+        return _Removable(lambda: self._discard(key[0]))
+
+    def _discard(self, site: str) -> None:
+        self.sites.pop(site, None)
+        if not self.sites and vars(self.layer).get("forward") == self.forward:
+            del self.layer.forward
+
+    def _steer(self, key, branch, residual, norm: nn.Module | None):
+        h = self.handle
+        e = h._cast[key]
+        weight = None if norm is None else norm.weight
+        if weight is not None and weight.dtype != branch.dtype:  # e.g. float32 norms in a bf16 model
+            new = residual + h._apply(key, branch)
+            return new, norm(new)
+        return steer_add_rmsnorm(branch, residual, e.theta, e.gate_w, e.gate_b, h._row_strength(branch),
+                                 h.vectors.norm_preserve, weight, _norm_eps(norm) if norm is not None else 0.0,
+                                 self.offset, self.cast, check_finite=False)
+
+    def forward(self, hidden_states, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
+                position_embeddings=None, **kwargs):
+        m = self.layer
+        residual = hidden_states
+        x = m.input_layernorm(hidden_states)
+        x, _ = m.self_attn(hidden_states=x, attention_mask=attention_mask, position_ids=position_ids,
+                           past_key_values=past_key_values, use_cache=use_cache,
+                           position_embeddings=position_embeddings, **kwargs)
+        key = self.sites.get("attn_out")
+        if key is not None:
+            residual, x = self._steer(key, x, residual, m.post_attention_layernorm)
+        else:
+            residual = residual + x
+            x = m.post_attention_layernorm(residual)
+        x = m.mlp(x)
+        key = self.sites.get("mlp_out")
+        if key is not None:
+            return self._steer(key, x, residual, None)[0]
+        return residual + x
+
+
+class FoldedProjection:
+    """attn_heads steering folded through this layer's o_proj (a plain nn.Linear)."""
+
+    def __init__(self, handle, key: tuple[str, int], proj: nn.Linear):
+        self.handle, self.key, self.proj = handle, key, proj
+        self._folded = None
+        self._version = None
+        proj.forward = self.forward
+
+    def folded(self) -> torch.Tensor:
+        """θ Wᵀ, recomputed when o_proj's weight or the vectors change in place (eager mode only:
+        under torch.compile the fold made before compiling is used)."""
+        theta = self.handle._cast[self.key].theta
+        w = self.proj.weight
+        compiling = torch.compiler.is_compiling()
+        if self._folded is None or (not compiling and self._version != (w._version, theta._version, w.data_ptr())):
+            with torch.no_grad():
+                self._folded = fold(w, theta)
+            self._version = (w._version, theta._version, w.data_ptr())
+        return self._folded
+
+    def forward(self, x):
+        w, b = self.proj.weight, self.proj.bias
+        if x.dtype != w.dtype:  # autocast: the projection runs in another dtype than the vectors
+            return nn.functional.linear(self.handle._apply(self.key, x), w, b)
+        e = self.handle._cast[self.key]
+        return steer_linear(x, w, b, e.theta, e.gate_w, e.gate_b, self.handle._row_strength(x),
+                            self.handle.vectors.norm_preserve, folded=self.folded(), check_finite=False)
+
+    def remove(self) -> None:
+        if vars(self.proj).get("forward") == self.forward:
+            del self.proj.forward
+
+
+class _Removable:
+    def __init__(self, fn):
+        self._fn = fn
+
+    def remove(self) -> None:
+        if self._fn is not None:
+            self._fn()
+            self._fn = None
