@@ -12,6 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_info = sub.add_parser("info", help="print versions and which backends are built (and why one is missing)")
     p_info.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p_info.add_argument("--model", default=None, help="with --vectors: a local HF checkpoint to report steering paths for")
+    p_info.add_argument("--vectors", default=None, help="with --model: which path (fused, folded, hook) each "
+                        "(site, layer) of this vector file takes on that model, and why")
     p_gen = sub.add_parser("generate", help="print steered next to unsteered continuations of a local model")
     p_gen.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
     p_gen.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
@@ -62,7 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "info":
         from .info import info
 
+        if (args.model is None) != (args.vectors is None):
+            print("steerkit info: --model and --vectors go together", file=sys.stderr)
+            return 2
         facts = info(print_it=not args.json)
+        if args.model is not None:
+            try:
+                facts["paths"] = _paths(args.model, args.vectors)
+            except (FileNotFoundError, ValueError) as err:
+                print(f"steerkit info: {err}", file=sys.stderr)
+                return 2
+            if not args.json:
+                print(f"steering paths on {args.model}:")
+                for row in facts["paths"]:
+                    print(f"  {row['site']:<10} layer {row['layer']:<3} {row['path']:<6}  {row['why']}")
         if args.json:
             print(json.dumps(facts, indent=1, default=str))
         return 0
@@ -270,6 +286,18 @@ def _train_mat(args) -> int:
         print(f"{a}: mean gate {r['gate_neg']:.3f} on negatives, {r['gate_pos']:.3f} on positives, AUC {r['auc']:.3f}")
     print(f"wrote {vecs} to {args.output}")
     return 0
+
+
+def _paths(model_dir: str, vectors_path: str) -> list[dict]:
+    """Which path each (site, layer) of a vector file takes when it patches this model."""
+    from .generate import load_local_model
+    from .patch import patch
+    from .vectors import SteeringVectors
+
+    model, _ = load_local_model(model_dir)
+    with patch(model, SteeringVectors.load(vectors_path)) as handle:
+        return [dict(site=site, layer=layer, path=path, why=why)
+                for (site, layer), (path, why) in sorted(handle.paths.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
 
 
 def _generate(args) -> int:

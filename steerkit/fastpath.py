@@ -157,6 +157,7 @@ class FoldedProjection:
         self.handle, self.key, self.proj = handle, key, proj
         self._folded = None
         self._version = None
+        self.folded()  # now, so a compiled graph finds it made rather than making it (a re-trace)
         proj.forward = self.forward
 
     def folded(self) -> torch.Tensor:

@@ -114,6 +114,8 @@ class ModelLayout:
 def resolve(model: nn.Module, spec: ArchSpec | None = None) -> ModelLayout:
     """Finds the decoder layers and projections of ``model`` (a registry family, or ``spec``)."""
     spec = spec or spec_for(model)
+    if callable(getattr(model, "get_base_model", None)):  # a PEFT model: find the wrapped transformer's layers
+        model = model.get_base_model()
     base = getattr(model, "base_model", model)
     layers = _get(base, spec.layers, "layers", spec)
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:

@@ -46,3 +46,16 @@ def test_generate_vectors_for_another_model(tmp_path, capsys):
     rc = cli.main(["generate", "--model", str(model), "--vectors", str(tmp_path / "other.safetensors"),
                    "--prompt", "w1"])
     assert rc == 2 and "another model" in capsys.readouterr().err
+
+
+def test_info_reports_the_path_each_site_takes(tmp_path, capsys):
+    model, _ = _checkpoint(tmp_path)
+    entries = {(site, 1): SteeringVectors.from_tensors(torch.randn(1, 32), site=site, layer=1)[(site, 1)]
+               for site in ("attn_heads", "attn_out", "block_out")}
+    SteeringVectors(entries, gate_mode="none").save(tmp_path / "three.safetensors")
+    rc = cli.main(["info", "--model", str(model), "--vectors", str(tmp_path / "three.safetensors")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "attn_heads layer 1   folded" in out and "attn_out   layer 1   fused" in out
+    assert "block_out  layer 1   hook    block_out is the layer's output" in out
+    assert cli.main(["info", "--model", str(model)]) == 2
