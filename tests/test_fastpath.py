@@ -161,3 +161,21 @@ def test_compiled_fast_paths_have_no_graph_break_and_no_recompile_on_new_strengt
                 handle.set_strength(torch.tensor(s))
                 assert torch.allclose(compiled(IDS).logits, _logits(model), rtol=1e-5, atol=1e-5)
     assert len(graphs) == 1
+
+
+def test_patching_an_already_compiled_model_takes_effect_on_fast_paths():
+    """Dynamo does not guard on hooks added after compiling, but it does guard on a replaced forward:
+    fast paths installed after torch.compile re-trace instead of being silently skipped."""
+    torch._dynamo.reset()
+    model = tiny_model("llama")
+    every = _vectors(model)
+    vecs = SteeringVectors({k: every[k] for k in every if k[0] in ("attn_out", "mlp_out")})
+    compiled = torch.compile(model, backend="eager")
+    with torch.no_grad():
+        base = compiled(IDS).logits
+        with steerkit.steer(model, vecs, strength=2.0):
+            want = _logits(model)
+            got = compiled(IDS).logits
+        assert torch.allclose(compiled(IDS).logits, base)
+    assert not torch.allclose(want, base, atol=1e-3)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import reference as _reference
 from . import _native
-from . import reference as _reference
 
 NAME = "cpu"
 _mod, _why = _native.load("_C", "cpu")
@@ -32,5 +32,11 @@ def gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gr
     return _native.backward_rows(_mod, 0, grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve)
 
 
-# No C++ kernel: on a CPU this op runs as the reference composition (one torch op per step).
-steer_add_rmsnorm_forward = _reference.steer_add_rmsnorm_forward
+def steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
+                              weight_offset, cast_before_weight):
+    """No fused C++ kernel: the C++ gated_steer, then torch's add and RMSNorm (what the hook path costs)."""
+    steered, _, _ = gated_steer_forward(branch, theta, gate_w, gate_b, strength, norm_preserve)
+    new_residual = residual + steered
+    if norm_weight is None:
+        return new_residual, None
+    return new_residual, _reference.rms_norm(new_residual, norm_weight, eps, weight_offset, cast_before_weight)
