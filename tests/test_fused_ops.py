@@ -165,3 +165,16 @@ def test_steer_linear_names_the_bad_argument():
         steer_linear(a, w, b[:2], th, gw, gb, s)
     with pytest.raises(ValueError, match=r"folded must be fold\(weight, theta\) of shape \[2, 5\]"):
         steer_linear(a, w, b, th, gw, gb, s, folded=torch.zeros(5, 2, dtype=torch.float64))
+
+
+def test_two_gemm_custom_op_passes_opcheck():
+    skip_unless_runnable("triton", torch.float32)
+    g = torch.Generator().manual_seed(11)
+    x1, y1 = torch.randn(9, 20, generator=g), torch.randn(30, 20, generator=g).t()
+    x2, y2 = torch.randn(9, 3, generator=g), torch.randn(3, 30, generator=g)
+    bias, scale = torch.randn(30, generator=g), torch.rand(9, generator=g)
+    op = torch.ops.steerkit.two_gemm.default
+    torch.library.opcheck(op, (x1, y1, x2, y2, bias, scale, None))
+    torch.library.opcheck(op, (x1, y1, None, None, None, None, torch.float32))
+    got = op(x1, y1, x2, y2, bias, scale, None)
+    assert rel_err(got, scale[:, None] * (x1 @ y1 + x2 @ y2) + bias) < 1e-6

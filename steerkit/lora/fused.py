@@ -8,6 +8,8 @@ import os
 
 import torch
 
+from ..ops.two_gemm import available, two_gemm
+
 
 def _triton(x: torch.Tensor) -> bool:
     """The Triton kernel on CUDA tensors (and wherever ``STEERKIT_LORA_BACKEND=triton`` forces it, as the
@@ -15,11 +17,9 @@ def _triton(x: torch.Tensor) -> bool:
     choice = os.environ.get("STEERKIT_LORA_BACKEND", "auto")
     if choice == "torch" or (choice == "auto" and not x.is_cuda):
         return False
-    try:
-        import steerkit.kernels.two_gemm  # noqa: F401
-    except ImportError:
+    if not available():
         if choice == "triton":
-            raise
+            import steerkit.kernels.two_gemm  # noqa: F401  (raises the import error that says why)
         return False
     return True
 
@@ -30,8 +30,6 @@ class LoraLinearFn(torch.autograd.Function):
         xa = x @ lora_a.t()                                              # [N, r]
         ctx.triton = _triton(x)
         if ctx.triton:
-            from steerkit.kernels.two_gemm import two_gemm
-
             y = two_gemm(x, weight.t(), xa * scale, lora_b.t(), bias)
         else:
             y = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
@@ -49,8 +47,6 @@ class LoraLinearFn(torch.autograd.Function):
         d_b = (dy.t() @ xa).mul_(s) if ctx.needs_input_grad[4] else None
         dx = None
         if ctx.needs_input_grad[0] and ctx.triton:
-            from steerkit.kernels.two_gemm import two_gemm
-
             dx = two_gemm(dy, weight, dxa, lora_a)
         elif ctx.needs_input_grad[0]:
             dx = dy @ weight

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .. import backends
 from ..reference import NORM_EPS, accumulate_dtype
 from .gated_steer import _fail, check_steer_args, rows_of
+from .two_gemm import available, two_gemm
 
 _OP = "steer_linear"
 
@@ -32,12 +33,8 @@ def fold(weight: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 def _triton_gemm():
-    """The Triton GEMM, or None where triton cannot be imported."""
-    try:
-        from ..kernels.two_gemm import two_gemm
-    except Exception:  # no triton: the torch path below takes every call
-        return None
-    return two_gemm
+    """The Triton GEMM op, or None where triton cannot be imported (the torch path takes every call)."""
+    return two_gemm if available() else None
 
 
 def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton):
