@@ -19,7 +19,7 @@ import triton.language as tl
 @triton.jit
 def _two_gemm_kernel(x1, y1, x2, y2, bias, scale, out, M, N, K1, K2,
                      sx1m, sx1k, sy1k, sy1n, sx2m, sx2k, sy2k, sy2n, som, son,
-                     HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr,
+                     HAS_BIAS: tl.constexpr, HAS_SCALE: tl.constexpr, PRECISION: tl.constexpr,
                      BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr):
     pid_m = tl.program_id(0)
     pid_n = tl.program_id(1)
@@ -31,12 +31,12 @@ def _two_gemm_kernel(x1, y1, x2, y2, bias, scale, out, M, N, K1, K2,
         ks = k0 + rk
         a = tl.load(x1 + rm[:, None] * sx1m + ks[None, :] * sx1k, mask=(rm[:, None] < M) & (ks[None, :] < K1), other=0.0)
         b = tl.load(y1 + ks[:, None] * sy1k + rn[None, :] * sy1n, mask=(ks[:, None] < K1) & (rn[None, :] < N), other=0.0)
-        acc += tl.dot(a, b, out_dtype=tl.float32)
+        acc += tl.dot(a, b, input_precision=PRECISION, out_dtype=tl.float32)
     for k0 in range(0, K2, BK):
         ks = k0 + rk
         a = tl.load(x2 + rm[:, None] * sx2m + ks[None, :] * sx2k, mask=(rm[:, None] < M) & (ks[None, :] < K2), other=0.0)
         b = tl.load(y2 + ks[:, None] * sy2k + rn[None, :] * sy2n, mask=(ks[:, None] < K2) & (rn[None, :] < N), other=0.0)
-        acc += tl.dot(a, b, out_dtype=tl.float32)
+        acc += tl.dot(a, b, input_precision=PRECISION, out_dtype=tl.float32)
     if HAS_SCALE:
         acc *= tl.load(scale + rm, mask=rm < M, other=0.0).to(tl.float32)[:, None]
     if HAS_BIAS:
@@ -67,5 +67,7 @@ def two_gemm(x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor | None = None,
                            x1.stride(0), x1.stride(1), y1.stride(0), y1.stride(1), x2.stride(0), x2.stride(1),
                            y2.stride(0), y2.stride(1), out.stride(0), out.stride(1),
                            HAS_BIAS=bias is not None, HAS_SCALE=row_scale is not None,
+                           # float32 operands multiply in full precision (tl.dot's default is TF32 on a GPU)
+                           PRECISION="ieee" if x1.dtype == torch.float32 else None,
                            BM=bm, BN=bn, BK=bk, num_warps=8 if not interp else 4)
     return out
