@@ -8,8 +8,9 @@ Writes ``gpu.json``, ``gpu.md`` and ``gpu.png`` into ``--out``. Sections (``--se
 * ``ceilings``: measured copy bandwidth and bf16 matmul rate (CUDA only).
 * ``gated_steer``: every backend, forward and backward (``gpu_gated_steer.py``'s grid; CUDA only).
 * ``fused``: ``steer_add_rmsnorm`` against the same math unfused (gated_steer, add, HF's RMSNorm) and
-  against the unsteered add + RMSNorm; ``steer_linear`` (steer folded through o_proj) against
-  steering then the projection and against the projection alone. Bytes counted: the fused norm
+  against the unsteered add + RMSNorm; ``steer_linear`` (steer folded through o_proj; its GEMM in
+  Triton with the steer in the epilogue, and on torch's GEMM) against steering then the projection
+  and against the projection alone. Bytes counted: the fused norm
   reads branch and residual and writes the new residual and the normed row (4·N·D·2 bytes); the
   projection is timed, not counted.
 * ``decode``: a Llama-3-8B-shaped model (random bf16 weights from a config), batch 1/8/64, prompt
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import statistics
 import sys
 import time
@@ -109,15 +110,22 @@ def bench_fused(device, dtype, ns, d, k, out_features, copy_gbps):
         folded_fn = lambda: steer_linear(a, proj, None, theta, gw, gb, s, True, folded=folded, check_finite=False)
         before = lambda: torch.nn.functional.linear(gated_steer(a, theta, gw, gb, s, True, check_finite=False), proj)
         alone = lambda: torch.nn.functional.linear(a, proj)
-        err = rel(folded_fn(), before())
-        if not err < 2e-2:
-            raise RuntimeError(f"steer_linear N={n}: rel err {err:.2e} against steering before the projection")
-        t = {name: median_ms(fn, device) for name, fn in (("fused", folded_fn), ("unfused", before),
-                                                         ("unsteered", alone))}
-        rows.append(dict(op="steer_linear", N=n, D=d, K=k, rel_err=err, **{f"{a}_ms": b for a, b in t.items()},
-                         fused_frac_copy=None))
+        interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+        for gemm in ("triton", "torch") if device == "cuda" or interpreting else ("torch",):
+            # the fold's GEMM: Triton with the steer in its epilogue, or torch's (cuBLAS) then the steer
+            os.environ["STEERKIT_FOLD_GEMM"] = gemm
+            try:
+                err = rel(folded_fn(), before())
+                if not err < 2e-2:
+                    raise RuntimeError(f"steer_linear ({gemm}) N={n}: rel err {err:.2e} against steering first")
+                t = {name: median_ms(fn, device) for name, fn in (("fused", folded_fn), ("unfused", before),
+                                                                 ("unsteered", alone))}
+            finally:
+                del os.environ["STEERKIT_FOLD_GEMM"]
+            rows.append(dict(op=f"steer_linear[{gemm}]", N=n, D=d, K=k, rel_err=err,
+                             **{f"{a}_ms": b for a, b in t.items()}, fused_frac_copy=None))
         print(f"fused N={n}: " + ", ".join(f"{r['op']} {r['fused_ms']*1e3:.1f}/{r['unfused_ms']*1e3:.1f}/"
-                                          f"{r['unsteered_ms']*1e3:.1f} us" for r in rows[-2:]), flush=True)
+                                          f"{r['unsteered_ms']*1e3:.1f} us" for r in rows[-3:]), flush=True)
     return rows
 
 

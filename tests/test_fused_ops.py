@@ -178,3 +178,20 @@ def test_two_gemm_custom_op_passes_opcheck():
     torch.library.opcheck(op, (x1, y1, None, None, None, None, torch.float32))
     got = op(x1, y1, x2, y2, bias, scale, None)
     assert rel_err(got, scale[:, None] * (x1 @ y1 + x2 @ y2) + bias) < 1e-6
+
+
+def test_fold_gemm_switch(monkeypatch, use_backend):
+    skip_unless_runnable("triton", torch.float32)
+    use_backend("triton")
+    mod = sys.modules["steerkit.ops.steer_linear"]
+    calls = []
+    real = mod._triton_gemm()
+    monkeypatch.setattr(mod, "_triton_gemm", lambda: (lambda *a, **k: calls.append(1) or real(*a, **k)))
+    a, w, b, th, gw, gb, s = (t.float() for t in _linear_inputs(5, 16, 8, 2, seed=13))
+    monkeypatch.setenv("STEERKIT_FOLD_GEMM", "torch")
+    with torch.no_grad():
+        y = steer_linear(a, w, b, th, gw, gb, s, True)
+    assert calls == [] and rel_err(y, reference.steer_then_linear(a, w, b, th, gw, gb, s, True)) < 1e-5
+    monkeypatch.setenv("STEERKIT_FOLD_GEMM", "fast")
+    with pytest.raises(ValueError, match="STEERKIT_FOLD_GEMM must be auto, torch or triton"):
+        steer_linear(a, w, b, th, gw, gb, s, True)

@@ -15,6 +15,8 @@ in bfloat16/float16, against the float64 reference ``steerkit.reference.steer_th
 norm identity cancels when the steer nearly annuls a row (‖a + Σcθ‖ ≪ ‖a‖)."""
 from __future__ import annotations
 
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -35,6 +37,18 @@ def fold(weight: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 def _triton_gemm():
     """The Triton GEMM op, or None where triton cannot be imported (the torch path takes every call)."""
     return two_gemm if available() else None
+
+
+def _use_triton(a: torch.Tensor, needs_grad: bool) -> bool:
+    """The Triton GEMM with the steer in its epilogue: on CUDA tensors, or wherever the triton backend
+    is forced (the CPU interpreter in the tests). ``STEERKIT_FOLD_GEMM=torch`` keeps the projection
+    on torch's GEMM (cuBLAS) with the steering term added after it; ``triton`` insists on Triton."""
+    choice = os.environ.get("STEERKIT_FOLD_GEMM", "auto")
+    if choice not in ("auto", "torch", "triton"):
+        raise ValueError(f"STEERKIT_FOLD_GEMM must be auto, torch or triton, got {choice!r}")
+    if needs_grad or a.dtype == torch.float64 or choice == "torch" or _triton_gemm() is None:
+        return False
+    return choice == "triton" or a.is_cuda or backends.get_backend() == "triton"
 
 
 def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton):
@@ -94,9 +108,7 @@ def steer_linear(
     elif tuple(folded.shape) != (theta.shape[0], out_f):
         _fail("folded", f"fold(weight, theta) of shape [{theta.shape[0]}, {out_f}]", f"{list(folded.shape)}", _OP)
     a2 = rows_of(a)
-    # Triton on CUDA tensors, or wherever the triton backend is forced (the CPU interpreter in the tests)
-    use_triton = (not needs_grad and a.dtype != torch.float64 and _triton_gemm() is not None
-                  and (a.is_cuda or backends.get_backend() == "triton"))
+    use_triton = _use_triton(a, needs_grad)
     c, r = _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton)
     if use_triton:
         y = _triton_gemm()(a2, weight.t(), c.to(a.dtype), folded, bias, row_scale=r)
