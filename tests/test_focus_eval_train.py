@@ -142,3 +142,37 @@ def test_lora_settings_reject_bad_values():
         focus.LoraSettings(dropout=1.0).peft_config()
     cfg = focus.LoraSettings(r=16, alpha=32).peft_config()
     assert cfg.r == 16 and cfg.lora_alpha == 32
+
+
+class _LogitsOnly(torch.nn.Module):
+    """Hides the LM head, so scoring falls back to the full logits."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "llama+lora"])
+def test_scoring_on_label_rows_only_equals_scoring_from_full_logits(tok, family):
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    if family == "gemma2":  # final logit soft-capping applies on the gathered rows too
+        torch.manual_seed(0)
+        model = Gemma2ForCausalLM(Gemma2Config(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, head_dim=8, final_logit_softcapping=2.0, pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)).eval()
+    else:
+        model = _tiny_llama(tok)
+    if family == "llama+lora":
+        model = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules="all-linear", init_lora_weights=False))
+    records = focus.build_focus_dataset(fc.examples(6, 0.5, seed=4), fc.TASK, per_example=2, seed=1)
+    for r in records[:3]:
+        r.choices = ["positive", "negative red", "negative"]  # a two-token choice among them
+    lean = focus.score_choices(model, tok, records, batch_size=5)
+    full = focus.score_choices(_LogitsOnly(model), tok, records, batch_size=5)
+    flat = lambda rows: [v for row in rows for v in row]  # noqa: E731
+    assert flat(lean) == pytest.approx(flat(full), abs=1e-4)

@@ -1,6 +1,10 @@
 """Focus accuracy: each prompt's prediction is the valid label with the highest log-likelihood (the sum
 of its tokens' log-probabilities after the prompt), so a model is never marked wrong for answering
-outside the label set; accuracy is counted per focus type and per test split."""
+outside the label set; accuracy is counted per focus type and per test split.
+
+Scoring runs the LM head on the label positions only (``loss.target_logits``), as training does, so
+a batch never holds ``[batch, tokens, vocab]`` logits; a model without a separable head (anything
+that only returns logits) is scored from its full logits."""
 from __future__ import annotations
 
 import json
@@ -13,6 +17,27 @@ import torch
 from . import templates
 from .data import FocusRecord, load_records
 from .encode import encode, pad_batch, pad_id
+from .loss import causal_lm, target_logits
+
+
+def _has_head(model) -> bool:
+    try:
+        return hasattr(causal_lm(model), "base_model")
+    except ValueError:
+        return False
+
+
+def _label_logprobs(model, batch: dict, labels: torch.Tensor, lean: bool) -> torch.Tensor:
+    """Per row of the batch, the summed log-probability of its label tokens."""
+    if lean:
+        logits, target, keep = target_logits(model, labels=labels, **batch)
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        rows = keep.nonzero()[:, 0]
+        return torch.zeros(labels.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
+    logits = model(**batch).logits[:, :-1].float()
+    target = labels[:, 1:]
+    logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (logp * (target != -100)).sum(dim=1)
 
 
 @torch.no_grad()
@@ -27,6 +52,7 @@ def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, 
     scores = [[0.0] * len(r.choices) for r in records]
     order = sorted(range(len(pairs)), key=lambda k: -sum(map(len, pairs[k][2])))  # little padding per batch
     device = next(model.parameters()).device
+    lean = _has_head(model)
     was_training = model.training
     model.eval()
     try:
@@ -34,10 +60,7 @@ def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, 
             chunk = [pairs[k] for k in order[s:s + batch_size]]
             batch = {k: v.to(device) for k, v in pad_batch([p for _, _, p in chunk], pad_id(tok)).items()}
             labels = batch.pop("labels")
-            logits = model(**batch).logits[:, :-1].float()
-            target = labels[:, 1:]
-            logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-            total = (logp * (target != -100)).sum(dim=1).tolist()
+            total = _label_logprobs(model, batch, labels, lean).tolist()
             for (i, j, _), v in zip(chunk, total):
                 scores[i][j] = v
     finally:

@@ -16,11 +16,10 @@ def causal_lm(model):
     return inner
 
 
-def label_only_loss(model, input_ids, attention_mask=None, labels=None, position_ids=None,
-                    num_items: int | torch.Tensor | None = None) -> torch.Tensor:
-    """Mean next-token NLL over the positions whose label is not -100, as HF's causal-LM loss computes
-    it, from the gathered rows alone. ``num_items`` (the Trainer's count over accumulated batches)
-    replaces the mean by sum / num_items."""
+def target_logits(model, input_ids, attention_mask=None, labels=None, position_ids=None):
+    """The logits of the target positions alone: ``(logits [n, vocab] float32, targets [n], keep)``,
+    where ``keep`` [B, T-1] marks the positions (predicting token t+1 from row t) whose label is not
+    -100, in the order of ``logits``. Gemma-2's final soft-capping is applied."""
     if labels is None:
         raise ValueError("labels: the label-only loss needs labels (-100 where there is no target)")
     lm = causal_lm(model)
@@ -35,6 +34,15 @@ def label_only_loss(model, input_ids, attention_mask=None, labels=None, position
     cap = getattr(lm.config, "final_logit_softcapping", None)
     if cap:
         logits = torch.tanh(logits / cap) * cap
+    return logits, targets[keep], keep
+
+
+def label_only_loss(model, input_ids, attention_mask=None, labels=None, position_ids=None,
+                    num_items: int | torch.Tensor | None = None) -> torch.Tensor:
+    """Mean next-token NLL over the positions whose label is not -100, as HF's causal-LM loss computes
+    it, from the gathered rows alone. ``num_items`` (the Trainer's count over accumulated batches)
+    replaces the mean by sum / num_items."""
+    logits, targets, _ = target_logits(model, input_ids, attention_mask, labels, position_ids)
     if num_items is None:
-        return F.cross_entropy(logits, targets[keep])
-    return F.cross_entropy(logits, targets[keep], reduction="sum") / num_items
+        return F.cross_entropy(logits, targets)
+    return F.cross_entropy(logits, targets, reduction="sum") / num_items
