@@ -3,7 +3,8 @@
   attn_out, mlp_out  "fused": this decoder layer's forward is replaced, on the instance only, by
                      one that calls the same submodules in the same order but does the steer and
                      the residual add (and, for attn_out, the post-attention RMSNorm) as one
-                     ``steer_add_rmsnorm`` call. Pre-norm, RMSNorm, Llama-shaped layers only.
+                     ``steer_add_rmsnorm`` call. Pre-norm, RMSNorm, Llama-shaped layers only
+                     (transformers 4.50 through 5.x layer signatures).
   attn_heads         "folded": the attention output projection's forward is replaced by
                      ``steer_linear``: the steer folded through o_proj. A plain ``nn.Linear`` only.
   otherwise          "hook": ``steerkit.sites`` hooks running ``gated_steer``.
@@ -25,9 +26,10 @@ from .ops.steer_linear import fold
 # family -> (weight offset, round the normalised row before the weight): how its RMSNorm computes
 _NORM_STYLE = {"llama": (0.0, True), "mistral": (0.0, True), "qwen2": (0.0, True), "qwen3": (0.0, True),
                "phi3": (0.0, True), "gemma": (1.0, False)}
-# a decoder-layer forward the fused one mirrors takes only these (transformers >= 4.54 layers)
-_LAYER_PARAMS = {"self", "hidden_states", "attention_mask", "position_ids", "past_key_values", "use_cache",
-                 "cache_position", "position_embeddings", "kwargs"}
+# a decoder-layer forward the fused one mirrors takes only these: the transformers >= 4.54 layer returns
+# the hidden states; the 4.50-4.53 layer (past_key_value, output_attentions) returns a tuple
+_LAYER_PARAMS = {"self", "hidden_states", "attention_mask", "position_ids", "past_key_values", "past_key_value",
+                 "output_attentions", "use_cache", "cache_position", "position_embeddings", "kwargs"}
 
 HOOK, FUSED, FOLDED = "hook", "fused", "folded"
 
@@ -49,10 +51,11 @@ def why_not_fused(layout: ModelLayout, layer: int) -> str | None:
     for name in ("input_layernorm", "self_attn", "post_attention_layernorm", "mlp"):
         if not isinstance(getattr(mod, name, None), nn.Module):
             return f"the decoder layer has no {name} module"
-    extra = set(inspect.signature(type(mod).forward).parameters) - _LAYER_PARAMS
-    if extra:
-        return (f"{type(mod).__name__}.forward takes {sorted(extra)} in this transformers version "
-                "(the fused forward mirrors the transformers >= 4.54 layer)")
+    params = inspect.signature(type(mod).forward).parameters
+    extra = set(params) - _LAYER_PARAMS
+    if extra or "hidden_states" not in params:
+        return (f"{type(mod).__name__}.forward takes {sorted(extra)} in this transformers version, which the fused "
+                "forward does not mirror")
     if "forward" in vars(mod):
         return "this decoder layer's forward is already replaced (another steerkit handle or library)"
     norm = mod.post_attention_layernorm
@@ -106,6 +109,11 @@ class FusedLayer:
         self.handle = handle
         self.layer = layout.layers[layer]
         self.offset, self.cast = _NORM_STYLE[layout.spec.family]
+        params = inspect.signature(type(self.layer).forward).parameters
+        # names for positional arguments after hidden_states; a tuple result where the layer returns one
+        self.positional = [n for n, p in params.items() if n not in ("self", "hidden_states")
+                           and p.kind == p.POSITIONAL_OR_KEYWORD]
+        self.returns_tuple = "output_attentions" in params
         self.sites: dict[str, tuple[str, int]] = {}
         self.layer.forward = self.forward
 
@@ -129,14 +137,14 @@ class FusedLayer:
                                  h.vectors.norm_preserve, weight, _norm_eps(norm) if norm is not None else 0.0,
                                  self.offset, self.cast, check_finite=False)
 
-    def forward(self, hidden_states, attention_mask=None, position_ids=None, past_key_values=None, use_cache=False,
-                position_embeddings=None, **kwargs):
+    def forward(self, hidden_states, *args, **kwargs):
+        """The layer's own sequence (input norm, attention, add, post-attention norm, MLP, add), with
+        every argument passed on to the attention as the layer passes it."""
+        kwargs.update(zip(self.positional, args))
         m = self.layer
         residual = hidden_states
         x = m.input_layernorm(hidden_states)
-        x, _ = m.self_attn(hidden_states=x, attention_mask=attention_mask, position_ids=position_ids,
-                           past_key_values=past_key_values, use_cache=use_cache,
-                           position_embeddings=position_embeddings, **kwargs)
+        x, attn_weights = m.self_attn(hidden_states=x, **kwargs)
         key = self.sites.get("attn_out")
         if key is not None:
             residual, x = self._steer(key, x, residual, m.post_attention_layernorm)
@@ -145,9 +153,10 @@ class FusedLayer:
             x = m.post_attention_layernorm(residual)
         x = m.mlp(x)
         key = self.sites.get("mlp_out")
-        if key is not None:
-            return self._steer(key, x, residual, None)[0]
-        return residual + x
+        out = self._steer(key, x, residual, None)[0] if key is not None else residual + x
+        if not self.returns_tuple:
+            return out
+        return (out, attn_weights) if kwargs.get("output_attentions") else (out,)
 
 
 class FoldedProjection:

@@ -179,3 +179,17 @@ def test_patching_an_already_compiled_model_takes_effect_on_fast_paths():
         assert torch.allclose(compiled(IDS).logits, base)
     assert not torch.allclose(want, base, atol=1e-3)
     assert torch.allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_attentions_and_hidden_states_come_out_as_on_the_hook_path():
+    model = tiny_model("llama")
+    model.config._attn_implementation = "eager"  # attention weights are returned by eager attention
+    vecs = _vectors(model)
+    outs = []
+    for fused in (False, "auto"):
+        with steerkit.steer(model, vecs, fused=fused), torch.no_grad():
+            outs.append(model(IDS, output_attentions=True, output_hidden_states=True))
+    (a, b) = outs
+    assert len(a.attentions) == len(b.attentions) == 3 and len(a.hidden_states) == len(b.hidden_states) == 4
+    for x, y in zip(a.attentions + a.hidden_states, b.attentions + b.hidden_states):
+        assert torch.allclose(x, y, rtol=1e-5, atol=1e-6)
