@@ -19,10 +19,19 @@ def load_local_model(path: str | Path, dtype: torch.dtype | None = None, device:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype)
+    import transformers
+
+    # transformers renamed torch_dtype to dtype in 4.56
+    key = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **{key: dtype})
     if device:
         model = model.to(device)
     return model.eval(), tok
+
+
+def _version(v: str) -> tuple[int, int]:
+    major, minor = (v.split(".") + ["0"])[:2]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
 def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 40) -> tuple[list[str], float]:
@@ -31,7 +40,8 @@ def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 40) -> tu
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    batch = tokenizer(prompts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
+    batch = tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False)
+    batch = batch.to(next(model.parameters()).device)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     with torch.no_grad():
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ listed, pass an ``ArchSpec`` with the module paths by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 
 import torch
 from torch import nn
@@ -28,6 +29,13 @@ class ArchSpec:
     packs: bool = True  # honours packed sequences (restarting position_ids, no mask); checked in the tests
 
 
+def _transformers_major() -> int:
+    try:
+        return int(metadata.version("transformers").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return 0
+
+
 _LLAMA_LIKE = dict(layers="layers", attn_out_proj="self_attn.o_proj", mlp_out_proj="mlp.down_proj", final_norm="norm")
 
 REGISTRY: dict[str, ArchSpec] = {
@@ -38,7 +46,10 @@ REGISTRY: dict[str, ArchSpec] = {
     "gemma": ArchSpec("gemma", **_LLAMA_LIKE),
     "gemma2": ArchSpec("gemma2", **_LLAMA_LIKE),
     "phi3": ArchSpec("phi3", **_LLAMA_LIKE),
-    "gpt2": ArchSpec("gpt2", "h", "attn.c_proj", "mlp.c_proj", "ln_f", norm_kind="layer", conv1d=True),
+    # GPT-2 honours restarting position_ids in a packed row from transformers 5 (measured: 5.23 exact,
+    # 4.53.3 not)
+    "gpt2": ArchSpec("gpt2", "h", "attn.c_proj", "mlp.c_proj", "ln_f", norm_kind="layer", conv1d=True,
+                     packs=_transformers_major() >= 5),
     "gpt_neox": ArchSpec("gpt_neox", "layers", "attention.dense", "mlp.dense_4h_to_h", "final_layer_norm",
                          norm_kind="layer"),
     # OPT derives positions from the attention mask and attends across packed sequences
