@@ -26,14 +26,18 @@ def _blocks(n: int, d: int, k: int) -> tuple[int, int, int, int]:
 
 
 @triton.jit
-def _forward_kernel(h_ptr, h_stride, out_ptr, th_ptr, w_ptr, b_ptr, s_ptr, s_stride, gates_ptr, norms_ptr,
-                    N, D, K, HAS_W: tl.constexpr, HAS_B: tl.constexpr, NORM: tl.constexpr,
-                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
-    rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
-    nmask = rows < N
-    ks = tl.arange(0, BLOCK_K)
-    kmask = ks < K
-    h_rows = h_ptr + rows[:, None] * h_stride
+def _steer_chunk(h_rows, th_ptr, c, ds, dmask, nmask, ks, kmask, D):
+    """h + Σ_k c_k θ_k for one [BLOCK_N, BLOCK_D] chunk of the rows, in float32."""
+    x = tl.load(h_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
+    tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
+    return x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
+
+
+@triton.jit
+def _row_coefficients(h_rows, w_ptr, b_ptr, s_ptr, s_stride, rows, nmask, ks, kmask, D,
+                      HAS_W: tl.constexpr, HAS_B: tl.constexpr,
+                      BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
+    """(gates g, coefficients c = strength·g, ‖h‖²) for the program's rows: one sweep over D."""
     z = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
     sq = tl.zeros([BLOCK_N], tl.float32)
     for d0 in range(0, D, BLOCK_D):
@@ -44,7 +48,6 @@ def _forward_kernel(h_ptr, h_stride, out_ptr, th_ptr, w_ptr, b_ptr, s_ptr, s_str
         if HAS_W:
             wt = tl.load(w_ptr + ks[:, None] * D + ds[None, :], mask=kmask[:, None] & dmask[None, :], other=0.0)
             z += tl.sum(x[:, None, :] * wt.to(tl.float32)[None, :, :], axis=2)
-    nh = tl.sqrt(sq)
     if HAS_W:
         if HAS_B:
             z += tl.load(b_ptr + ks, mask=kmask, other=0.0)[None, :]
@@ -53,28 +56,43 @@ def _forward_kernel(h_ptr, h_stride, out_ptr, th_ptr, w_ptr, b_ptr, s_ptr, s_str
         g = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
     nk_mask = nmask[:, None] & kmask[None, :]
     s = tl.load(s_ptr + rows[:, None] * s_stride + ks[None, :], mask=nk_mask, other=0.0)
-    c = tl.where(nk_mask, s * g, 0.0)
-    tl.store(gates_ptr + rows[:, None] * K + ks[None, :], g, mask=nk_mask)
+    return g, tl.where(nk_mask, s * g, 0.0), sq
+
+
+@triton.jit
+def _steered_norm(h_rows, th_ptr, c, nmask, ks, kmask, D, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr):
+    """‖h + Σ_k c_k θ_k‖ of each of the program's rows: one sweep over D."""
+    su = tl.zeros([BLOCK_N], tl.float32)
+    for d0 in range(0, D, BLOCK_D):
+        ds = d0 + tl.arange(0, BLOCK_D)
+        u = _steer_chunk(h_rows, th_ptr, c, ds, ds < D, nmask, ks, kmask, D)
+        su += tl.sum(u * u, axis=1)
+    return tl.sqrt(su)
+
+
+@triton.jit
+def _forward_kernel(h_ptr, h_stride, out_ptr, th_ptr, w_ptr, b_ptr, s_ptr, s_stride, gates_ptr, norms_ptr,
+                    N, D, K, HAS_W: tl.constexpr, HAS_B: tl.constexpr, NORM: tl.constexpr,
+                    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_D: tl.constexpr):
+    rows = tl.program_id(0).to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
+    nmask = rows < N
+    ks = tl.arange(0, BLOCK_K)
+    kmask = ks < K
+    h_rows = h_ptr + rows[:, None] * h_stride
+    g, c, sq = _row_coefficients(h_rows, w_ptr, b_ptr, s_ptr, s_stride, rows, nmask, ks, kmask, D, HAS_W, HAS_B,
+                                 BLOCK_N, BLOCK_K, BLOCK_D)
+    nh = tl.sqrt(sq)
+    tl.store(gates_ptr + rows[:, None] * K + ks[None, :], g, mask=nmask[:, None] & kmask[None, :])
     nu = nh * 0.0
     r = nh * 0.0 + 1.0
     if NORM:
-        sq = tl.zeros([BLOCK_N], tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            ds = d0 + tl.arange(0, BLOCK_D)
-            dmask = ds < D
-            x = tl.load(h_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
-            tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
-            u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
-            sq += tl.sum(u * u, axis=1)
-        nu = tl.sqrt(sq)
+        nu = _steered_norm(h_rows, th_ptr, c, nmask, ks, kmask, D, BLOCK_N, BLOCK_D)
         r = tl.where(nu > 1e-8, nh / nu, 1.0)
     out_rows = out_ptr + rows[:, None] * D
     for d0 in range(0, D, BLOCK_D):
         ds = d0 + tl.arange(0, BLOCK_D)
         dmask = ds < D
-        x = tl.load(h_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
-        tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
-        u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
+        u = _steer_chunk(h_rows, th_ptr, c, ds, dmask, nmask, ks, kmask, D)
         tl.store(out_rows + ds[None, :], (r[:, None] * u).to(out_ptr.dtype.element_ty),
                  mask=nmask[:, None] & dmask[None, :])
     tl.store(norms_ptr + 2 * rows, nh, mask=nmask)

@@ -10,15 +10,13 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .gated_steer import _blocks
+from .gated_steer import _blocks, _row_coefficients, _steer_chunk, _steered_norm
 
 
 @triton.jit
 def _steered_rows(br_rows, res_rows, th_ptr, c, r, ds, dmask, nmask, ks, kmask, D):
     """residual + r·(branch + Σ c_k θ_k) for one [BLOCK_N, BLOCK_D] chunk, in float32."""
-    x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
-    tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
-    u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
+    u = _steer_chunk(br_rows, th_ptr, c, ds, dmask, nmask, ks, kmask, D)
     res = tl.load(res_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
     return res + r[:, None] * u
 
@@ -34,38 +32,12 @@ def _kernel(br_ptr, br_stride, res_ptr, res_stride, newres_ptr, normed_ptr, th_p
     kmask = ks < K
     br_rows = br_ptr + rows[:, None] * br_stride
     res_rows = res_ptr + rows[:, None] * res_stride
-    z = tl.zeros([BLOCK_N, BLOCK_K], tl.float32)
-    sq = tl.zeros([BLOCK_N], tl.float32)
-    for d0 in range(0, D, BLOCK_D):
-        ds = d0 + tl.arange(0, BLOCK_D)
-        dmask = ds < D
-        x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
-        sq += tl.sum(x * x, axis=1)
-        if HAS_W:
-            wt = tl.load(w_ptr + ks[:, None] * D + ds[None, :], mask=kmask[:, None] & dmask[None, :], other=0.0)
-            z += tl.sum(x[:, None, :] * wt.to(tl.float32)[None, :, :], axis=2)
-    if HAS_W:
-        if HAS_B:
-            z += tl.load(b_ptr + ks, mask=kmask, other=0.0)[None, :]
-        g = 1.0 / (1.0 + tl.exp(-z))
-    else:
-        g = tl.full([BLOCK_N, BLOCK_K], 1.0, tl.float32)
-    nk_mask = nmask[:, None] & kmask[None, :]
-    s = tl.load(s_ptr + rows[:, None] * s_stride + ks[None, :], mask=nk_mask, other=0.0)
-    c = tl.where(nk_mask, s * g, 0.0)
+    _, c, sq = _row_coefficients(br_rows, w_ptr, b_ptr, s_ptr, s_stride, rows, nmask, ks, kmask, D, HAS_W, HAS_B,
+                                 BLOCK_N, BLOCK_K, BLOCK_D)
     r = sq * 0.0 + 1.0
     if NORM:
-        nh = tl.sqrt(sq)
-        su = tl.zeros([BLOCK_N], tl.float32)
-        for d0 in range(0, D, BLOCK_D):
-            ds = d0 + tl.arange(0, BLOCK_D)
-            dmask = ds < D
-            x = tl.load(br_rows + ds[None, :], mask=nmask[:, None] & dmask[None, :], other=0.0).to(tl.float32)
-            tt = tl.load(th_ptr + ks[None, :] * D + ds[:, None], mask=dmask[:, None] & kmask[None, :], other=0.0)
-            u = x + tl.sum(c[:, None, :] * tt.to(tl.float32)[None, :, :], axis=2)
-            su += tl.sum(u * u, axis=1)
-        nu = tl.sqrt(su)
-        r = tl.where(nu > 1e-8, nh / nu, 1.0)
+        nu = _steered_norm(br_rows, th_ptr, c, nmask, ks, kmask, D, BLOCK_N, BLOCK_D)
+        r = tl.where(nu > 1e-8, tl.sqrt(sq) / nu, 1.0)
     out_rows = rows[:, None] * D
     ss = tl.zeros([BLOCK_N], tl.float32)
     for d0 in range(0, D, BLOCK_D):

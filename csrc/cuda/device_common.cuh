@@ -46,6 +46,53 @@ __device__ void block_sums(int M, F partial, float* scratch, float* out) {
   __syncthreads();
 }
 
+// One element of a steered row: h_i + Σ_k c_k θ_k,i.
+template <typename T>
+__device__ __forceinline__ float steered_at(const T* h, const T* th, const float* c, int K, int64_t D, int64_t i) {
+  float u = to_f(h[i]);
+  for (int k = 0; k < K; ++k) u += c[k] * to_f(th[int64_t(k) * D + i]);
+  return u;
+}
+
+// The prologue of a one-block-per-row steer: c[k] = s_k·g_k with g_k = σ(h·w_k + b_k) (1 without gate
+// weights), also written to gates[k] when gates is not null. Returns ‖h‖², summed only when want_sq.
+// Shared memory: scratch (blockDim/32)·(K+1) floats, red K+1, c K. Ends with a barrier.
+template <typename T>
+__device__ float row_coefficients(const T* h, int64_t D, int K, const T* w, const float* b, const float* s,
+                                  bool want_sq, float* scratch, float* red, float* c, float* gates) {
+  block_sums(K + 1, [&](int m) {
+    float p = 0.f;
+    if (m == K) {
+      if (want_sq)
+        for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { float x = to_f(h[i]); p += x * x; }
+    } else if (w != nullptr) {
+      const T* wk = w + int64_t(m) * D;
+      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) p += to_f(h[i]) * to_f(wk[i]);
+    }
+    return p;
+  }, scratch, red);
+  for (int k = threadIdx.x; k < K; k += blockDim.x) {
+    float g = 1.f;
+    if (w != nullptr) g = 1.f / (1.f + __expf(-(red[k] + (b != nullptr ? b[k] : 0.f))));
+    if (gates != nullptr) gates[k] = g;
+    c[k] = s[k] * g;
+  }
+  __syncthreads();
+  return red[K];
+}
+
+// ‖h + Σ_k c_k θ_k‖ of the block's row; rs is one float of shared memory.
+template <typename T>
+__device__ float steered_norm(const T* h, const T* th, const float* c, int K, int64_t D, float* scratch,
+                              float* rs) {
+  block_sums(1, [&](int) {
+    float p = 0.f;
+    for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { float u = steered_at(h, th, c, K, D, i); p += u * u; }
+    return p;
+  }, scratch, rs);
+  return sqrtf(rs[0]);
+}
+
 inline int threads_for(int64_t d) { return d <= 256 ? 64 : (d <= 2048 ? 128 : 256); }
 
 inline void check_launch(const char* what) {

@@ -33,47 +33,12 @@ __global__ void forward_kernel(SteerArgs a) {
   const float* b = static_cast<const float*>(a.gate_b);
   const float* s = static_cast<const float*>(a.strength) + n * a.strength_row_stride;
 
-  // z_k = h·w_k for k < K (when gated), and ‖h‖² at m == K.
-  block_sums(K + 1, [&](int m) {
-    float p = 0.f;
-    if (m == K) {
-      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { float x = to_f(h[i]); p += x * x; }
-    } else if (w != nullptr) {
-      const T* wk = w + int64_t(m) * D;
-      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) p += to_f(h[i]) * to_f(wk[i]);
-    }
-    return p;
-  }, scratch, red);
-
   float* gates = static_cast<float*>(a.gates) + n * K;
-  for (int k = threadIdx.x; k < K; k += blockDim.x) {
-    float g = 1.f;
-    if (w != nullptr) g = 1.f / (1.f + __expf(-(red[k] + (b != nullptr ? b[k] : 0.f))));
-    gates[k] = g;
-    c[k] = s[k] * g;
-  }
-  __syncthreads();
-  const float nh = sqrtf(red[K]);
-  float nu = 0.f;
-  if (a.norm_preserve) {
-    block_sums(1, [&](int) {
-      float p = 0.f;
-      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-        float u = to_f(h[i]);
-        for (int k = 0; k < K; ++k) u += c[k] * to_f(th[int64_t(k) * D + i]);
-        p += u * u;
-      }
-      return p;
-    }, scratch, rs);
-    nu = sqrtf(rs[0]);
-  }
+  const float nh = sqrtf(row_coefficients(h, D, K, w, b, s, true, scratch, red, c, gates));
+  const float nu = a.norm_preserve ? steered_norm(h, th, c, K, D, scratch, rs) : 0.f;
   const float r = (a.norm_preserve && nu > kNormEps) ? nh / nu : 1.f;
   T* out = static_cast<T*>(a.out) + n * D;
-  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-    float u = to_f(h[i]);
-    for (int k = 0; k < K; ++k) u += c[k] * to_f(th[int64_t(k) * D + i]);
-    out[i] = from_f<T>(r * u);
-  }
+  for (int64_t i = threadIdx.x; i < D; i += blockDim.x) out[i] = from_f<T>(r * steered_at(h, th, c, K, D, i));
   if (threadIdx.x == 0) {
     float* norms = static_cast<float*>(a.norms) + 2 * n;
     norms[0] = nh;

@@ -27,43 +27,16 @@ __global__ void steer_add_rmsnorm_kernel(SteerNormArgs a) {
   const float* b = static_cast<const float*>(a.gate_b);
   const float* s = static_cast<const float*>(a.strength) + n * a.strength_row_stride;
 
-  // z_k = branch·w_k for k < K (when gated), ‖branch‖² at m == K (read only for norm_preserve).
-  block_sums(K + 1, [&](int m) {
-    float p = 0.f;
-    if (m == K) {
-      if (a.norm_preserve)
-        for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { float x = to_f(br[i]); p += x * x; }
-    } else if (w != nullptr) {
-      const T* wk = w + int64_t(m) * D;
-      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) p += to_f(br[i]) * to_f(wk[i]);
-    }
-    return p;
-  }, scratch, red);
-  for (int k = threadIdx.x; k < K; k += blockDim.x) {
-    float g = 1.f;
-    if (w != nullptr) g = 1.f / (1.f + __expf(-(red[k] + (b != nullptr ? b[k] : 0.f))));
-    c[k] = s[k] * g;
-  }
-  __syncthreads();
-  auto steered = [&](int64_t i) {
-    float u = to_f(br[i]);
-    for (int k = 0; k < K; ++k) u += c[k] * to_f(th[int64_t(k) * D + i]);
-    return u;
-  };
+  const float sq = row_coefficients(br, D, K, w, b, s, a.norm_preserve, scratch, red, c, nullptr);
   float r = 1.f;
   if (a.norm_preserve) {
-    block_sums(1, [&](int) {
-      float p = 0.f;
-      for (int64_t i = threadIdx.x; i < D; i += blockDim.x) { float u = steered(i); p += u * u; }
-      return p;
-    }, scratch, rs);
-    const float nh = sqrtf(red[K]), nu = sqrtf(rs[0]);
-    r = nu > kNormEps ? nh / nu : 1.f;
+    const float nu = steered_norm(br, th, c, K, D, scratch, rs);
+    r = nu > kNormEps ? sqrtf(sq) / nu : 1.f;
   }
   T* out = static_cast<T*>(a.new_residual) + n * D;
   float ss = 0.f;
   for (int64_t i = threadIdx.x; i < D; i += blockDim.x) {
-    const T v = from_f<T>(to_f(res[i]) + r * steered(i));
+    const T v = from_f<T>(to_f(res[i]) + r * steered_at(br, th, c, K, D, i));
     out[i] = v;
     const float f = to_f(v);
     ss += f * f;

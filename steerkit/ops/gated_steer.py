@@ -205,6 +205,11 @@ def check_steer_args(h, theta, gate_w, gate_b, strength, check_finite: bool, op:
             None if gate_b is None else gate_b.to(acc).contiguous(), s.contiguous())
 
 
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will want gradients through a call on these tensors (None entries allowed)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 def rows_of(h: torch.Tensor) -> torch.Tensor:
     """``h`` as [rows, D] with unit column stride (kernels take any row stride)."""
     h2 = h.reshape(-1, h.shape[-1])

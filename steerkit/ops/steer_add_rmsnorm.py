@@ -14,7 +14,7 @@ import torch
 
 from .. import backends
 from ..reference import rms_norm
-from .gated_steer import _fail, check_steer_args, gated_steer, rows_of
+from .gated_steer import _fail, check_steer_args, gated_steer, needs_grad, rows_of
 
 _OP = "steer_add_rmsnorm"
 
@@ -43,10 +43,6 @@ def _fwd(
 def _(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps, weight_offset,
       cast_before_weight):
     return branch.new_empty(branch.shape), branch.new_empty(branch.shape if norm_weight is not None else (0,))
-
-
-def _needs_grad(*tensors) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def steer_add_rmsnorm(
@@ -85,7 +81,7 @@ def steer_add_rmsnorm(
         if norm_weight.dtype != branch.dtype or norm_weight.device != branch.device:
             _fail("norm_weight", f"of branch's dtype {branch.dtype} on {branch.device}",
                   f"{norm_weight.dtype} on {norm_weight.device}", _OP)
-    if _needs_grad(branch, residual, theta, gate_w, gate_b, s, norm_weight):
+    if needs_grad(branch, residual, theta, gate_w, gate_b, s, norm_weight):
         new_residual = residual + gated_steer(branch, theta, gate_w, gate_b, s.reshape(
             branch.shape[:-1] + (-1,)) if s.dim() == 2 else s, norm_preserve, check_finite=False)
         if norm_weight is None:

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .. import backends
 from ..reference import NORM_EPS, accumulate_dtype
-from .gated_steer import _fail, check_steer_args, rows_of
+from .gated_steer import _fail, check_steer_args, needs_grad, rows_of
 from .two_gemm import available, two_gemm
 
 _OP = "steer_linear"
@@ -39,14 +39,14 @@ def _triton_gemm():
     return two_gemm if available() else None
 
 
-def _use_triton(a: torch.Tensor, needs_grad: bool) -> bool:
+def _use_triton(a: torch.Tensor, grad: bool) -> bool:
     """The Triton GEMM with the steer in its epilogue: on CUDA tensors, or wherever the triton backend
     is forced (the CPU interpreter in the tests). ``STEERKIT_FOLD_GEMM=torch`` keeps the projection
     on torch's GEMM (cuBLAS) with the steering term added after it; ``triton`` insists on Triton."""
     choice = os.environ.get("STEERKIT_FOLD_GEMM", "auto")
     if choice not in ("auto", "torch", "triton"):
         raise ValueError(f"STEERKIT_FOLD_GEMM must be auto, torch or triton, got {choice!r}")
-    if needs_grad or a.dtype == torch.float64 or choice == "torch" or _triton_gemm() is None:
+    if grad or a.dtype == torch.float64 or choice == "torch" or _triton_gemm() is None:
         return False
     return choice == "triton" or a.is_cuda or backends.get_backend() == "triton"
 
@@ -101,14 +101,13 @@ def steer_linear(
     out_f = weight.shape[0]
     if bias is not None and (tuple(bias.shape) != (out_f,) or bias.device != a.device):
         _fail("bias", f"a [out={out_f}] tensor on {a.device}", f"{list(bias.shape)} on {bias.device}", _OP)
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (a, weight, bias, theta, gate_w, gate_b, s))
-    if folded is None or (needs_grad and theta.requires_grad):
+    grad = needs_grad(a, weight, bias, theta, gate_w, gate_b, s)
+    if folded is None or (grad and theta.requires_grad):
         folded = fold(weight, theta)
     elif tuple(folded.shape) != (theta.shape[0], out_f):
         _fail("folded", f"fold(weight, theta) of shape [{theta.shape[0]}, {out_f}]", f"{list(folded.shape)}", _OP)
     a2 = rows_of(a)
-    use_triton = _use_triton(a, needs_grad)
+    use_triton = _use_triton(a, grad)
     c, r = _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton)
     if use_triton:
         y = _triton_gemm()(a2, weight.t(), c.to(a.dtype), folded, bias, row_scale=r)
