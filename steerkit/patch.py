@@ -94,14 +94,12 @@ class Handle:
             if key in patched and not replace:
                 raise ValueError(f"{key[0]} layer {key[1]} is already steered on this model; remove that "
                                  "handle first or pass replace=True")
-        if fused is True and not replace:
-            _require_fast(fastpath.plan(self.layout, list(self.vectors), fused))
         for key in self.vectors:
-            if key in patched:
+            if key in patched:  # only with replace=True: otherwise the loop above raised
                 patched[key].remove_keys([key])
         self.paths = fastpath.plan(self.layout, list(self.vectors), fused)
         if fused is True:
-            _require_fast(self.paths)
+            _require_fast(self.paths)  # before anything is installed
         setattr(self.model, _ATTR, patched)
         if self.tokens != "all":
             self._hooks.append((None, self.model.register_forward_pre_hook(self._positions_hook, with_kwargs=True,
