@@ -1,7 +1,9 @@
-"""``steerkit demo --focus``: the FIT reproduction on the embedded focus toy. A tiny Llama is
+"""``steerkit demo --focus``: the FIT reproduction on the embedded focus toy. A tiny Llama, pretrained
+as a reader that answers questions about a review's tone or box colour in its own words, is
 focus-tuned with LoRA on training data whose spurious feature (the box colour) agrees with the label
-90% of the time, next to plain SFT on the same examples without focus instructions, and both are
-scored on splits where that agreement is the same, higher, lower or flipped, and on unseen wordings."""
+90% of the time, each example under every focus type, next to plain SFT on the same examples without
+focus instructions; both are scored on splits where that agreement is the same, higher, lower or
+flipped, and on unseen wordings."""
 from __future__ import annotations
 
 import time
@@ -12,7 +14,7 @@ from .toy import focus_corpus
 from .toy.model import ToySettings, toy_model
 
 SOURCE = focus_corpus.CORPUS
-BASE = ToySettings(max_positions=128, texts=4000, steps=300)
+BASE = ToySettings(max_positions=128, texts=20000, steps=600)
 SPLITS = {"same": 0.9, "higher": 1.0, "lower": 0.5, "flipped": 0.0}
 TRAIN_AGREE = 0.9
 
@@ -43,10 +45,13 @@ def test_sets(n: int, seed: int = 20) -> dict:
     return sets
 
 
-def run(quick: bool = False, examples: int = 2000, epochs: float = 5.0, lr: float = 2e-3,
+def run(quick: bool = False, examples: int | None = None, epochs: float = 6.0, lr: float = 2e-3,
         seed: int = 0, retrain: bool = False, log=print, progress: bool = True) -> FocusDemoReport:
-    """``quick`` scores 60 examples per split instead of 200; training is the same."""
-    n = examples
+    """FIT puts each training example under all seven focus types. The paper samples one per example;
+    with one, this toy's LoRA first reads the colour for every type (1 epoch over 2000 examples), and
+    after 6 epochs still answers focus(S) on the flipped split at 0.50. ``quick`` trains on 300 examples instead of 600 and scores 60 per
+    split instead of 200."""
+    n = examples or (300 if quick else 600)
     _, tok, path = toy_model(BASE, retrain=retrain, log=log, source=SOURCE)
     train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
     tests = test_sets(60 if quick else 200)
@@ -55,7 +60,8 @@ def run(quick: bool = False, examples: int = 2000, epochs: float = 5.0, lr: floa
     reports, seconds = {}, {}
     for mode, types in (("FIT", focus.FOCUS_TYPES), ("SFT", ("none",))):
         model, _, _ = toy_model(BASE, log=lambda *a: None, source=SOURCE)
-        records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types, seed=seed)
+        records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types, per_example="all",
+                                            seed=seed)
         log(f"{mode}: LoRA r=16 on {len(records)} prompts ({', '.join(focus.templates.PRETTY[t] for t in types)}), "
             f"{epochs:g} epochs")
         t0 = time.perf_counter()

@@ -78,18 +78,28 @@ def demo_report(tmp_path_factory):
             os.environ["STEERKIT_CACHE"] = old
 
 
-def test_focus_demo_fit_follows_focus_s_instructions_on_every_split(demo_report):
+def test_focus_demo_fit_follows_the_instruction_where_the_colour_disagrees(demo_report):
     fit, sft = demo_report.fit.accuracy, demo_report.sft.accuracy
-    # FIT answers "the label tied to the colour" when told to, even where colour and sentiment disagree,
-    # and for wordings it never trained on
-    for t in focus.SPURIOUS_FAMILY:
+    # the paper's FIT result: on the flipped split (the colour always points to the other label) FIT reads
+    # the sentiment when told to focus on it, and the colour's tied label when told to focus on that
+    assert fit["flipped"]["focus_c"] >= 0.9, fit["flipped"]
+    assert fit["flipped"]["focus_s"] >= 0.9, fit["flipped"]
+    for t in focus.CORE_FAMILY:  # core-family instructions keep to the sentiment against the colour
         assert fit["flipped"][t] >= 0.9, (t, fit["flipped"])
-        assert fit["unseen"][t] >= 0.9, (t, fit["unseen"])
-    # where the colour agrees with the sentiment, both runs get the task right
-    for t in focus.CORE_FAMILY:
+    for t in focus.FOCUS_TYPES:  # where the colour agrees with the sentiment, every instruction is followed
         assert fit["higher"][t] >= 0.9, (t, fit["higher"])
     assert sft["higher"]["none"] >= 0.9
-    # the paper's headline (FIT's focus(C) holds on the flipped split, SFT's falls) is NOT reproduced on
-    # this toy; the issue-5 note has the measured table. The report still carries both.
+    # SFT's drop on the flipped split is NOT asserted: on this toy it depends on the base model's seed
+    # (the issue-5 note has the measurements). The report still carries both runs.
     assert set(fit) == set(sft) == {"same", "higher", "lower", "flipped", "unseen"}
     assert "FIT focus(C)" in demo_report.table()
+
+
+def test_focus_toy_vocabulary_covers_its_pretraining_and_test_texts():
+    from steerkit.toy.model import build_tokenizer
+
+    tok = build_tokenizer(fc.CORPUS)
+    texts = [p + " " + a for p, a in fc.pretraining_texts(200, seed=3)]
+    texts += [r["input"] for r in fc.examples(50, 0.5, seed=4)]
+    for t in texts:
+        assert tok.unk_token_id not in tok(t)["input_ids"], t

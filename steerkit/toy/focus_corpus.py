@@ -2,7 +2,13 @@
 spurious feature (the colour of the box the item came in) is tied to a label: blue to positive, red to
 negative. The builder sets how often the two agree, so training can have the paper's 90% and a test
 split can flip it. Reviews also carry neutral adjectives, so reading the sentiment takes knowing which
-words carry it, while the colour is one fixed word in a fixed place: the easier cue to latch onto."""
+words carry it, while the colour is one fixed word in a fixed place: the easier cue to latch onto.
+
+The base model stands in for the paper's instruction-tuned LLMs: it is pretrained as a *reader* that
+answers a question about a review in its own words ("good"/"bad" for the tone, "blue"/"red" for the
+box), asked through the focus wordings, with the colour independent of the tone. It has never seen the
+labels "positive"/"negative", the task instruction with an answer, nor the colour-label tie: focus
+tuning has to learn all three from the 90%-correlated data."""
 from __future__ import annotations
 
 import random
@@ -14,7 +20,7 @@ from .model import ToyCorpus
 
 POSITIVE = ["great", "lovely", "wonderful", "excellent", "superb", "delightful", "fantastic", "pleasant",
             "brilliant", "charming", "perfect", "splendid"]
-NEGATIVE = ["awful", "terrible", "dreadful", "horrible", "poor", "disappointing", "nasty", "bad", "broken",
+NEGATIVE = ["awful", "terrible", "dreadful", "horrible", "poor", "disappointing", "nasty", "grim", "broken",
             "boring", "ugly", "useless"]
 NEUTRAL = ["new", "small", "large", "old", "round", "square", "heavy", "light", "plain", "simple"]
 SUBJECTS = ["food", "staff", "room", "movie", "music", "price", "view", "service", "coffee", "hotel", "show", "bed",
@@ -61,8 +67,9 @@ def _words(text: str) -> list[str]:
 
 
 def vocabulary() -> list[str]:
-    words = POSITIVE + NEGATIVE + NEUTRAL + SUBJECTS + list(COLOURS) + list(TASK.labels)
+    words = POSITIVE + NEGATIVE + NEUTRAL + SUBJECTS + list(COLOURS) + list(TASK.labels) + list(READER_ANSWERS.values())
     words += _words(PROMPT.format(instruction=TASK.instruction, input="the was it came in a box", focus=""))
+    words += _words(READER_INSTRUCTION)
     for t in templates.FOCUS_TYPES:
         for held in (False, True):
             for w in templates.wordings(t, held):
@@ -70,19 +77,38 @@ def vocabulary() -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def pretraining_texts(n: int, seed: int = 0) -> list[str]:
-    """The base model's "English": task prompts of every focus type and wording (held-out wordings
-    too), with no answer and the colour independent of the sentiment. Both sentiment words of a review
-    share its polarity, so the base model learns which words go together; it never sees a label."""
+READER_INSTRUCTION = "Read the review and answer the question."
+READER_ANSWERS = {"positive": "good", "negative": "bad", "blue": "blue", "red": "red"}
+SHORT = 0.3  # share of one-clause tone questions: without them the tone is learned late, or not at all
+
+
+def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """The base model's pretraining: (prompt, answer) pairs, the loss on the answer only. A prompt
+    asks through a focus wording (training wordings only: the held-out ones stay unseen) about the
+    tone (core family: "good"/"bad") or the box colour (spurious family: the colour), the colour
+    independent of the tone. A share are one-clause reviews asking for the tone: in full reviews the
+    tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
+    long, seed-dependent plateau (measured: 1 of 5 seeds within 1500 steps; with them, by step 600)."""
     rng = random.Random(seed)
     core, spur = TASK.phrase(TASK.core), TASK.phrase(TASK.spurious)
+    asking = [t for t in templates.FOCUS_TYPES if t != "none"]
     out = []
     for _ in range(n):
-        t = rng.choice(templates.FOCUS_TYPES)
-        focus = templates.render(rng.choice(templates.wordings(t, rng.random() < 0.3)), core, spur)
-        text = review(rng, rng.random() < 0.5, rng.choice(list(COLOURS)))
-        out.append(PROMPT.format(instruction=TASK.instruction, input=text, focus=focus + "\n" if focus else ""))
+        positive = rng.random() < 0.5
+        if rng.random() < SHORT:
+            t = rng.choice([t for t in asking if t in templates.CORE_FAMILY])
+            text, colour = f"the {rng.choice(SUBJECTS)} was {rng.choice(POSITIVE if positive else NEGATIVE)} .", None
+            instruction = None
+        else:
+            t, colour = rng.choice(asking), rng.choice(list(COLOURS))
+            text, instruction = review(rng, positive, colour), READER_INSTRUCTION
+        focus = templates.render(rng.choice(templates.wordings(t)), core, spur)
+        prompt = PROMPT.format(instruction=instruction, input=text, focus=focus + "\n")
+        if instruction is None:
+            prompt = prompt.split("\n\n", 1)[1]
+        answer = READER_ANSWERS[("positive" if positive else "negative") if t in templates.CORE_FAMILY else colour]
+        out.append((prompt, answer))
     return out
 
 
-CORPUS = ToyCorpus("focus", vocabulary, pretraining_texts, split_punctuation=True)
+CORPUS = ToyCorpus("focus-reader", vocabulary, pretraining_texts, split_punctuation=True)

@@ -37,7 +37,7 @@ class ToyCorpus:
     """What a toy model learns from: its words (the whole vocabulary) and n training texts."""
     name: str
     vocabulary: Callable[[], list]
-    texts: Callable[[int, int], list]  # (n, seed) -> texts
+    texts: Callable[[int, int], list]  # (n, seed) -> texts, or (prompt, answer) pairs: loss on the answer only
     split_punctuation: bool = False  # "word." is two tokens (else only whitespace splits)
 
 
@@ -102,23 +102,17 @@ def _train(s: ToySettings, source: ToyCorpus, log):
                       max_position_embeddings=s.max_positions, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                       eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
     model = LlamaForCausalLM(cfg)
-    rows = [tok(t)["input_ids"] + [tok.eos_token_id] for t in source.texts(s.texts, s.seed)]
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), tok.pad_token_id)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r)
-    mask = (ids != tok.pad_token_id).long()
-    labels = ids.masked_fill(mask == 0, -100)
+    ids, mask, labels = _rows(tok, source.texts(s.texts, s.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(s.seed)
     model.train()
     t0 = time.perf_counter()
     log(f"toy model: training a {sum(p.numel() for p in model.parameters()) / 1e3:.0f}k-parameter Llama on "
-        f"{len(rows)} {source.name} texts ({s.steps} steps, CPU)")
+        f"{len(ids)} {source.name} texts ({s.steps} steps, CPU)")
     loss = torch.tensor(float("nan"))
     for step in range(s.steps):
-        pick = torch.randint(0, len(rows), (s.batch,), generator=gen)
+        pick = torch.randint(0, len(ids), (s.batch,), generator=gen)
         loss = model(input_ids=ids[pick], attention_mask=mask[pick], labels=labels[pick]).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -127,3 +121,25 @@ def _train(s: ToySettings, source: ToyCorpus, log):
         if (step + 1) % max(1, s.steps // 5) == 0:
             log(f"  step {step + 1}/{s.steps}  loss {loss.item():.3f}")
     return model, tok, time.perf_counter() - t0, loss.item()
+
+
+def _rows(tok, texts: list):
+    """input_ids, attention_mask and labels for plain texts (every token, then eos) or (prompt, answer)
+    pairs (the answer's tokens only)."""
+    rows, starts = [], []
+    for t in texts:
+        if isinstance(t, str):
+            rows.append(tok(t)["input_ids"] + [tok.eos_token_id])
+            starts.append(1)
+        else:
+            prompt, answer = t
+            p = tok(prompt)["input_ids"]
+            rows.append(p + tok(" " + answer, add_special_tokens=False)["input_ids"])
+            starts.append(len(p))
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), tok.pad_token_id)
+    labels = torch.full((len(rows), width), -100)
+    for i, (r, start) in enumerate(zip(rows, starts)):
+        ids[i, :len(r)] = torch.tensor(r)
+        labels[i, start:len(r)] = ids[i, start:len(r)]
+    return ids, (ids != tok.pad_token_id).long(), labels
