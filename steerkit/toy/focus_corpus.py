@@ -88,7 +88,7 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     tone (core family: "good"/"bad") or the box colour (spurious family: the colour), the colour
     independent of the tone. A share are one-clause reviews asking for the tone: in full reviews the
     tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
-    long, seed-dependent plateau (measured: 1 of 5 seeds within 1500 steps; with them, by step 600)."""
+    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, by step 600 in 5 of 5)."""
     rng = random.Random(seed)
     core, spur = TASK.phrase(TASK.core), TASK.phrase(TASK.spurious)
     asking = [t for t in templates.FOCUS_TYPES if t != "none"]
