@@ -49,8 +49,8 @@ def run(quick: bool = False, examples: int | None = None, epochs: float = 6.0, l
         seed: int = 0, retrain: bool = False, log=print, progress: bool = True) -> FocusDemoReport:
     """FIT puts each training example under all seven focus types. The paper samples one per example;
     with one, this toy's LoRA first reads the colour for every type (1 epoch over 2000 examples), and
-    after 6 epochs still answers focus(S) on the flipped split at 0.50. ``quick`` trains on 300 examples instead of 600 and scores 60 per
-    split instead of 200."""
+    after 6 epochs still answers focus(S) on the flipped split at 0.50. ``quick`` trains on 300
+    examples instead of 600 and scores 60 per split instead of 200."""
     n = examples or (300 if quick else 600)
     _, tok, path = toy_model(BASE, retrain=retrain, log=log, source=SOURCE)
     train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
@@ -60,8 +60,8 @@ def run(quick: bool = False, examples: int | None = None, epochs: float = 6.0, l
     reports, seconds = {}, {}
     for mode, types in (("FIT", focus.FOCUS_TYPES), ("SFT", ("none",))):
         model, _, _ = toy_model(BASE, log=lambda *a: None, source=SOURCE)
-        records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types, per_example="all",
-                                            seed=seed)
+        records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types,
+                                            per_example="all", seed=seed)
         log(f"{mode}: LoRA r=16 on {len(records)} prompts ({', '.join(focus.templates.PRETTY[t] for t in types)}), "
             f"{epochs:g} epochs")
         t0 = time.perf_counter()

@@ -67,7 +67,8 @@ def _words(text: str) -> list[str]:
 
 
 def vocabulary() -> list[str]:
-    words = POSITIVE + NEGATIVE + NEUTRAL + SUBJECTS + list(COLOURS) + list(TASK.labels) + list(READER_ANSWERS.values())
+    words = POSITIVE + NEGATIVE + NEUTRAL + SUBJECTS + list(COLOURS) + list(TASK.labels)
+    words += list(READER_ANSWERS.values())
     words += _words(PROMPT.format(instruction=TASK.instruction, input="the was it came in a box", focus=""))
     words += _words(READER_INSTRUCTION)
     for t in templates.FOCUS_TYPES:
@@ -88,7 +89,8 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     tone (core family: "good"/"bad") or the box colour (spurious family: the colour), the colour
     independent of the tone. A share are one-clause reviews asking for the tone: in full reviews the
     tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
-    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, by step 600 in 5 of 5)."""
+    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, by step 600
+    in 5 of 5)."""
     rng = random.Random(seed)
     core, spur = TASK.phrase(TASK.core), TASK.phrase(TASK.spurious)
     asking = [t for t in templates.FOCUS_TYPES if t != "none"]
@@ -97,17 +99,16 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
         positive = rng.random() < 0.5
         if rng.random() < SHORT:
             t = rng.choice([t for t in asking if t in templates.CORE_FAMILY])
-            text, colour = f"the {rng.choice(SUBJECTS)} was {rng.choice(POSITIVE if positive else NEGATIVE)} .", None
-            instruction = None
+            subject, word = rng.choice(SUBJECTS), rng.choice(POSITIVE if positive else NEGATIVE)
+            text, colour, instruction = f"the {subject} was {word} .", None, None
         else:
             t, colour = rng.choice(asking), rng.choice(list(COLOURS))
             text, instruction = review(rng, positive, colour), READER_INSTRUCTION
         focus = templates.render(rng.choice(templates.wordings(t)), core, spur)
-        prompt = PROMPT.format(instruction=instruction, input=text, focus=focus + "\n")
-        if instruction is None:
-            prompt = prompt.split("\n\n", 1)[1]
-        answer = READER_ANSWERS[("positive" if positive else "negative") if t in templates.CORE_FAMILY else colour]
-        out.append((prompt, answer))
+        template = PROMPT if instruction else PROMPT.split("\n\n", 1)[1]  # the short ones: input and question
+        prompt = template.format(instruction=instruction, input=text, focus=focus + "\n")
+        asked = ("positive" if positive else "negative") if t in templates.CORE_FAMILY else colour
+        out.append((prompt, READER_ANSWERS[asked]))
     return out
 
 
