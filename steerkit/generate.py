@@ -19,19 +19,14 @@ def load_local_model(path: str | Path, dtype: torch.dtype | None = None, device:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    import transformers
+    from .models import transformers_version
 
     # transformers renamed torch_dtype to dtype in 4.56
-    key = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+    key = "dtype" if transformers_version() >= (4, 56) else "torch_dtype"
     model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **{key: dtype})
     if device:
         model = model.to(device)
     return model.eval(), tok
-
-
-def _version(v: str) -> tuple[int, int]:
-    major, minor = (v.split(".") + ["0"])[:2]
-    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
 
 
 def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 40) -> tuple[list[str], float]:

@@ -29,11 +29,13 @@ class ArchSpec:
     packs: bool = True  # honours packed sequences (restarting position_ids, no mask); checked in the tests
 
 
-def _transformers_major() -> int:
+def transformers_version() -> tuple[int, int]:
+    """(major, minor) of the installed transformers; (0, 0) when it is missing or unreadable."""
     try:
-        return int(metadata.version("transformers").split(".")[0])
+        major, minor = (metadata.version("transformers").split(".") + ["0"])[:2]
+        return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
     except (metadata.PackageNotFoundError, ValueError):
-        return 0
+        return 0, 0
 
 
 _LLAMA_LIKE = dict(layers="layers", attn_out_proj="self_attn.o_proj", mlp_out_proj="mlp.down_proj", final_norm="norm")
@@ -49,7 +51,7 @@ REGISTRY: dict[str, ArchSpec] = {
     # GPT-2 honours restarting position_ids in a packed row from transformers 5 (measured: 5.23 exact,
     # 4.53.3 not)
     "gpt2": ArchSpec("gpt2", "h", "attn.c_proj", "mlp.c_proj", "ln_f", norm_kind="layer", conv1d=True,
-                     packs=_transformers_major() >= 5),
+                     packs=transformers_version()[0] >= 5),
     "gpt_neox": ArchSpec("gpt_neox", "layers", "attention.dense", "mlp.dense_4h_to_h", "final_layer_norm",
                          norm_kind="layer"),
     # OPT derives positions from the attention mask and attends across packed sequences

@@ -50,29 +50,23 @@ def _inputs(n, d, k, gates, strength_kind, seed):
 
 
 def _reference_grads(h, theta, gate_w, gate_b, strength, grad, norm_preserve):
-    leaves = [t.clone().requires_grad_() if t is not None else None for t in (h, theta, gate_w, gate_b, strength)]
+    """Output, gates and the five gradients, in float64; plus, for the [K] leaves whose gradient is a
+    sum over the N rows (gate_b, a per-attribute strength), the norm of the per-row terms. A sum's
+    rounding error scales with its terms, not with the sum: K=1 and N=4096 makes one scalar of 4096
+    terms whose cancellation can leave it far smaller than they are. Those leaves are given one copy
+    per row, so one backward yields both the terms and (summed) the gradient."""
+    n = h.shape[0]
+    per_row = {i for i, t in ((3, gate_b), (4, strength)) if t is not None and t.dim() == 1 and n > 0}
+    leaves = [None if t is None else (t.expand(n, -1) if i in per_row else t).clone().requires_grad_()
+              for i, t in enumerate((h, theta, gate_w, gate_b, strength))]
     out, gates = reference.gated_steer(*leaves, norm_preserve=norm_preserve)
     used = [t for t in leaves if t is not None]
     grads = torch.autograd.grad((out * grad).sum(), used, allow_unused=True) if out.numel() else [None] * len(used)
     it = iter(grads)
-    return out.detach(), gates.detach(), [next(it) if t is not None else None for t in leaves]
-
-
-def _summand_norms(h, theta, gate_w, gate_b, strength, grad, norm_preserve):
-    """For the [K] leaves whose gradient is a sum over the N rows (gate_b, a per-attribute strength):
-    the norm of the per-row terms, from the reference with that leaf given one copy per row. A sum's
-    rounding error scales with its terms, not with the sum: K=1 and N=4096 makes one scalar of 4096
-    terms whose cancellation can leave it far smaller than they are."""
-    n = h.shape[0]
-    norms = {}
-    for name, leaf in (("gate_b", gate_b), ("strength", strength)):
-        if leaf is None or leaf.dim() != 1 or n == 0:
-            continue
-        rows = leaf.expand(n, -1).clone().requires_grad_()
-        args = dict(gate_b=gate_b, strength=strength) | {name: rows}
-        out, _ = reference.gated_steer(h, theta, gate_w, args["gate_b"], args["strength"], norm_preserve=norm_preserve)
-        norms[name] = torch.autograd.grad((out * grad).sum(), rows)[0].norm().item()
-    return norms
+    grads = [next(it) if t is not None else None for t in leaves]
+    summands = {("gate_b", "strength")[i - 3]: grads[i].norm().item() for i in per_row}
+    grads = [g.sum(0) if i in per_row else g for i, g in enumerate(grads)]
+    return out.detach(), gates.detach(), grads, summands
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
@@ -87,8 +81,7 @@ def test_matches_reference(backend, dtype, case, use_backend, request):
     h64, th64, w64, b64, s64, g64 = _inputs(n, d, k, gates_mode, strength_kind, seed)
     # The reference sees exactly the values the kernel sees: inputs rounded to the test dtype.
     h64, th64, w64, g64 = [t.to(dtype).double() if t is not None else t for t in (h64, th64, w64, g64)]
-    ref_out, ref_gates, ref_grads = _reference_grads(h64, th64, w64, b64, s64, g64, norm_preserve)
-    summands = _summand_norms(h64, th64, w64, b64, s64, g64, norm_preserve)
+    ref_out, ref_gates, ref_grads, summands = _reference_grads(h64, th64, w64, b64, s64, g64, norm_preserve)
 
     use_backend(backend)
     cast = lambda t, dt=dtype: None if t is None else t.to(device=device, dtype=dt).requires_grad_()  # noqa: E731
