@@ -80,6 +80,9 @@ def demo_report(tmp_path_factory):
 
 def test_focus_demo_fit_follows_the_instruction_where_the_colour_disagrees(demo_report):
     fit, sft = demo_report.fit.accuracy, demo_report.sft.accuracy
+    # before any tuning the base answers both questions it was pretrained on; a base stuck on its plateau
+    # (the colour learned, the tone at chance) would make every row below meaningless
+    assert demo_report.base["tone"] >= 0.95 and demo_report.base["colour"] >= 0.95, demo_report.base
     # the paper's FIT result: on the flipped split (the colour always points to the other label) FIT reads
     # the sentiment when told to focus on it, and the colour's tied label when told to focus on that
     assert fit["flipped"]["focus_c"] >= 0.9, fit["flipped"]
@@ -101,5 +104,24 @@ def test_focus_toy_vocabulary_covers_its_pretraining_and_test_texts():
     tok = build_tokenizer(fc.CORPUS)
     texts = [p + " " + a for p, a in fc.pretraining_texts(200, seed=3)]
     texts += [r["input"] for r in fc.examples(50, 0.5, seed=4)]
+    texts += [r.prompt + " " + r.target for r in fc.reader_questions(20)]
     for t in texts:
         assert tok.unk_token_id not in tok(t)["input_ids"], t
+
+
+def test_base_reading_asks_each_review_twice_and_an_untrained_model_reads_at_chance(local_model):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from steerkit import demo_focus
+
+    records = fc.reader_questions(30)
+    assert len(records) == 60 and [r.id for r in records[:4]] == [0, 0, 1, 1]
+    for tone, colour in zip(records[::2], records[1::2]):
+        assert tone.input == colour.input and tone.focus_type in focus.CORE_FAMILY
+        assert colour.focus_type in focus.SPURIOUS_FAMILY
+        assert tone.target == fc.READER_ANSWERS[tone.label] and tone.choices == ["good", "bad"]
+        box = next(c for c in fc.COLOURS if f" {c} box" in colour.input)
+        assert colour.target == box and colour.choices == ["blue", "red"]
+    model = AutoModelForCausalLM.from_pretrained(str(local_model))
+    reads = demo_focus.base_reading(model, AutoTokenizer.from_pretrained(str(local_model)), 60)
+    assert set(reads) == {"tone", "colour"} and max(reads.values()) < 0.8, reads

@@ -15,7 +15,7 @@ import random
 import re
 
 from ..focus import templates
-from ..focus.data import PROMPT, FocusTask
+from ..focus.data import PROMPT, FocusRecord, FocusTask
 from .model import ToyCorpus
 
 POSITIVE = ["great", "lovely", "wonderful", "excellent", "superb", "delightful", "fantastic", "pleasant",
@@ -89,10 +89,8 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     tone (core family: "good"/"bad") or the box colour (spurious family: the colour), the colour
     independent of the tone. A share are one-clause reviews asking for the tone: in full reviews the
     tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
-    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, by step 600
-    in 5 of 5)."""
+    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, in 5 of 5)."""
     rng = random.Random(seed)
-    core, spur = TASK.phrase(TASK.core), TASK.phrase(TASK.spurious)
     asking = [t for t in templates.FOCUS_TYPES if t != "none"]
     out = []
     for _ in range(n):
@@ -100,16 +98,41 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
         if rng.random() < SHORT:
             t = rng.choice([t for t in asking if t in templates.CORE_FAMILY])
             subject, word = rng.choice(SUBJECTS), rng.choice(POSITIVE if positive else NEGATIVE)
-            text, colour, instruction = f"the {subject} was {word} .", None, None
+            out.append(_question(rng, t, f"the {subject} was {word} .", positive, None))
         else:
             t, colour = rng.choice(asking), rng.choice(list(COLOURS))
-            text, instruction = review(rng, positive, colour), READER_INSTRUCTION
-        focus = templates.render(rng.choice(templates.wordings(t)), core, spur)
-        template = PROMPT if instruction else PROMPT.split("\n\n", 1)[1]  # the short ones: input and question
-        prompt = template.format(instruction=instruction, input=text, focus=focus + "\n")
-        asked = ("positive" if positive else "negative") if t in templates.CORE_FAMILY else colour
-        out.append((prompt, READER_ANSWERS[asked]))
+            out.append(_question(rng, t, review(rng, positive, colour), positive, colour))
     return out
+
+
+def _question(rng: random.Random, focus_type: str, text: str, positive: bool, colour: str | None):
+    """(prompt, answer) asking about ``text`` through a training wording of ``focus_type``; a text
+    without a colour (a one-clause review) goes without the instruction paragraph."""
+    focus = templates.render(rng.choice(templates.wordings(focus_type)), TASK.phrase(TASK.core),
+                             TASK.phrase(TASK.spurious))
+    template = PROMPT if colour else PROMPT.split("\n\n", 1)[1]
+    prompt = template.format(instruction=READER_INSTRUCTION, input=text, focus=focus + "\n")
+    asked = ("positive" if positive else "negative") if focus_type in templates.CORE_FAMILY else colour
+    return prompt, READER_ANSWERS[asked]
+
+
+def reader_questions(n: int, seed: int = 7) -> list[FocusRecord]:
+    """n fresh full reviews, each asked once about its tone and once about its box colour, as the
+    base was pretrained, the choices being the base's own answer words: ``focus.predict`` on them
+    tells whether the base learned to read both features before any focus tuning."""
+    rng = random.Random(seed)
+    core = [t for t in templates.CORE_FAMILY if t != "none"]
+    records = []
+    for i in range(n):
+        positive, colour = rng.random() < 0.5, rng.choice(list(COLOURS))
+        text = review(rng, positive, colour)
+        label = "positive" if positive else "negative"
+        for t, choices in ((rng.choice(core), ("positive", "negative")),
+                           (rng.choice(templates.SPURIOUS_FAMILY), tuple(COLOURS))):
+            prompt, answer = _question(rng, t, text, positive, colour)
+            records.append(FocusRecord(i, text, t, -1, False, prompt, answer, label, COLOURS[colour],
+                                       [READER_ANSWERS[c] for c in choices]))
+    return records
 
 
 CORPUS = ToyCorpus("focus-reader", vocabulary, pretraining_texts, split_punctuation=True)
