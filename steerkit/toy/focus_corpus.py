@@ -89,7 +89,9 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     tone (core family: "good"/"bad") or the box colour (spurious family: the colour), the colour
     independent of the tone. A share are one-clause reviews asking for the tone: in full reviews the
     tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
-    long, seed-dependent plateau (measured: in 1 of 9 runs of 750-2000 steps; with them, in 5 of 5)."""
+    long, seed-dependent plateau (measured without them: in 1 of 9 runs of 750-2000 steps). With them
+    the plateau still decides 600-step runs: seed 0 reads both features, seeds 1 and 2 only the
+    colour; at 1000 steps seeds 0-4 all read both (``demo_focus.base_reading`` checks it)."""
     rng = random.Random(seed)
     asking = [t for t in templates.FOCUS_TYPES if t != "none"]
     out = []
