@@ -48,10 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     _mat_args(p_mat, defaults=True)
     p_demo.add_argument("--focus", action="store_true",
                         help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
+    p_demo.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
+                        help="with --focus: pretrain the toy's base from these seeds (default: 0); with several, "
+                             "one summary row per base and the rates over them")
     _fit_parsers(sub)
     args = parser.parse_args(argv)
     if args.command == "demo" and args.focus:
         return _demo_focus(args)
+    if args.command == "demo" and args.base_seed is not None:
+        print("steerkit demo: --base-seed goes with --focus (the MAT-Steer demo's toy has no such choice)",
+              file=sys.stderr)
+        return 2
     if args.command == "fit":
         return _fit(args)
     if args.command == "eval-focus":
@@ -259,7 +266,13 @@ def _demo_focus(args) -> int:
     from . import demo_focus
 
     options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
-    report = demo_focus.run(quick=args.quick, seed=args.seed, retrain=args.retrain, progress=False, **options)
+    options.update(quick=args.quick, seed=args.seed, retrain=args.retrain, progress=False)
+    if args.base_seed and len(args.base_seed) > 1:
+        reports = demo_focus.run_bases(args.base_seed, **options)
+        print()
+        print(demo_focus.bases_table(reports))
+        return 0
+    report = demo_focus.run(base_seed=args.base_seed[0] if args.base_seed else None, **options)
     print()
     print(report.table())
     return 0

@@ -7,7 +7,7 @@ flipped, and on unseen wordings."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import focus
 from .toy import focus_corpus
@@ -30,12 +30,19 @@ class FocusDemoReport:
         lines = [f"base before tuning, asked as in its pretraining: reads the tone {self.base['tone']:.3f}, "
                  f"the box colour {self.base['colour']:.3f}", "",
                  self.fit.table("FIT (LoRA)"), "", self.sft.table("SFT, no focus"),
-                 "", "flipped split (colour always disagrees with the sentiment):"]
-        f, s = self.fit.accuracy["flipped"], self.sft.accuracy["flipped"]
-        lines.append(f"  FIT focus(C) {f['focus_c']:.3f}   FIT focus(S) {f['focus_s']:.3f}   "
-                     f"SFT (no instruction) {s['none']:.3f}")
+                 "", "flipped split (the colour always points to the other label), focus accuracy:",
+                 f"{'':<16}{'focus(C)':>10}{'focus(S)':>10}{'all types':>11}"]
+        for name, report in (("FIT (LoRA)", self.fit), ("SFT, no focus", self.sft)):
+            f = report.accuracy["flipped"]
+            lines.append(f"  {name:<14}{f['focus_c']:>10.3f}{f['focus_s']:>10.3f}{report.mean('flipped'):>11.3f}")
         lines.append("  train time: " + ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.items()))
         return "\n".join(lines)
+
+    def flipped(self) -> dict[str, float]:
+        """The numbers the paper's effect is judged by, on the flipped split."""
+        fit, sft = self.fit.accuracy["flipped"], self.sft.accuracy["flipped"]
+        return {"fit_focus_c": fit["focus_c"], "fit_focus_s": fit["focus_s"], "fit_all": self.fit.mean("flipped"),
+                "sft_none": sft["none"], "sft_focus_s": sft["focus_s"], "sft_all": self.sft.mean("flipped")}
 
 
 def test_sets(n: int, seed: int = 20) -> dict:
@@ -59,25 +66,28 @@ def base_reading(model, tok, n: int = 200) -> dict[str, float]:
 
 
 def run(quick: bool = False, examples: int | None = None, epochs: float = 6.0, lr: float = 2e-3,
-        seed: int = 0, retrain: bool = False, log=print, progress: bool = True) -> FocusDemoReport:
+        seed: int = 0, retrain: bool = False, log=print, progress: bool = True,
+        base_seed: int | None = None) -> FocusDemoReport:
     """FIT puts each training example under all seven focus types. The paper samples one per example;
     with one, this toy's LoRA first reads the colour for every type (1 epoch over 2000 examples), and
     after 6 epochs still answers focus(S) on the flipped split at 0.50. ``quick`` trains on 300
-    examples instead of 600 and scores 60 per split instead of 200."""
+    examples instead of 600 and scores 60 per split instead of 200. ``base_seed`` pretrains (or loads)
+    the base from another seed than ``BASE.seed``."""
     n = examples or (300 if quick else 600)
-    base, tok, path = toy_model(BASE, retrain=retrain, log=log, source=SOURCE)
+    settings = BASE if base_seed is None else replace(BASE, seed=base_seed)
+    base, tok, path = toy_model(settings, retrain=retrain, log=log, source=SOURCE)
     reads = base_reading(base, tok, 60 if quick else 200)
     log(f"base reads the tone {reads['tone']:.3f}, the box colour {reads['colour']:.3f}")
     if min(reads.values()) < 0.9:
         log("warning: the base has not learned to read both features, so the tables below say little about "
-            "FIT; BASE.steps or BASE.seed in steerkit/demo_focus.py set its pretraining")
+            "FIT; --base-seed (or BASE.steps in steerkit/demo_focus.py) sets its pretraining")
     train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
     tests = test_sets(60 if quick else 200)
     cfg = focus.FocusTrainConfig(epochs=epochs, lr=lr, batch_size=16, max_length=None, patience=None, seed=seed,
                                  progress=progress)
     reports, seconds = {}, {}
     for mode, types in (("FIT", focus.FOCUS_TYPES), ("SFT", ("none",))):
-        model, _, _ = toy_model(BASE, log=lambda *a: None, source=SOURCE)
+        model, _, _ = toy_model(settings, log=lambda *a: None, source=SOURCE)
         records = focus.build_focus_dataset(train_examples, focus_corpus.TASK, focus_types=types,
                                             per_example="all", seed=seed)
         log(f"{mode}: LoRA r=16 on {len(records)} prompts ({', '.join(focus.templates.PRETTY[t] for t in types)}), "
@@ -87,3 +97,29 @@ def run(quick: bool = False, examples: int | None = None, epochs: float = 6.0, l
         seconds[mode] = time.perf_counter() - t0
         reports[mode] = focus.evaluate(result.model, tok, tests, batch_size=64)
     return FocusDemoReport(reports["FIT"], reports["SFT"], seconds, reads)
+
+
+def run_bases(base_seeds, log=print, **options) -> dict[int, FocusDemoReport]:
+    """The demo once per base seed: on this toy both FIT's and SFT's results depend on the base (issue 5),
+    so one base's table is an anecdote and the rates over several are the result."""
+    reports = {}
+    for b in base_seeds:
+        log(f"base seed {b}:")
+        reports[b] = run(base_seed=b, log=log, **options)
+    return reports
+
+
+def bases_table(reports: dict[int, FocusDemoReport]) -> str:
+    """One row per base: what it reads before tuning, then the flipped-split numbers of ``flipped``."""
+    head = ("base", "tone", "colour", "FIT C", "FIT S", "FIT all", "SFT none", "SFT S", "SFT all")
+    lines = ["flipped split, per base seed (tone/colour: what the base reads before tuning; C/S: focus(C)/focus(S);",
+             "all: mean over the seven focus types)", "".join(f"{h:>9}" for h in head)]
+    for b, r in reports.items():
+        cells = [r.base["tone"], r.base["colour"], *r.flipped().values()]
+        lines.append(f"{b:>9}" + "".join(f"{c:>9.3f}" for c in cells))
+    reading = [r for r in reports.values() if min(r.base.values()) >= 0.9]
+    fit_ok = sum(min(r.flipped()["fit_focus_c"], r.flipped()["fit_focus_s"]) >= 0.9 for r in reading)
+    sft_shortcut = sum(r.flipped()["sft_none"] < 0.9 for r in reading)
+    lines.append(f"of {len(reading)} bases that read both features (of {len(reports)}): FIT >= 0.9 under focus(C) "
+                 f"and focus(S) on {fit_ok}; SFT below 0.9 with no instruction (the colour taken) on {sft_shortcut}")
+    return "\n".join(lines)

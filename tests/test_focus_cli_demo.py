@@ -92,10 +92,38 @@ def test_focus_demo_fit_follows_the_instruction_where_the_colour_disagrees(demo_
     for t in focus.FOCUS_TYPES:  # where the colour agrees with the sentiment, every instruction is followed
         assert fit["higher"][t] >= 0.9, (t, fit["higher"])
     assert sft["higher"]["none"] >= 0.9
-    # SFT's drop on the flipped split is NOT asserted: on this toy it depends on the base model's seed
-    # (the issue-5 note has the measurements). The report still carries both runs.
+    # SFT, tuned without focus instructions, drops on the flipped split where the instruction asks for the
+    # colour's label: it keeps answering the sentiment, so over the seven types it falls well below FIT
+    assert sft["flipped"]["focus_s"] <= 0.5, sft["flipped"]
+    assert demo_report.fit.mean("flipped") - demo_report.sft.mean("flipped") >= 0.3, demo_report.flipped()
+    # SFT's core-family accuracy on the flipped split is NOT asserted: whether plain SFT takes the colour
+    # shortcut depends on the base model's seed on this toy (README, issue 5; `--base-seed` measures it)
     assert set(fit) == set(sft) == {"same", "higher", "lower", "flipped", "unseen"}
-    assert "FIT focus(C)" in demo_report.table()
+    assert "all types" in demo_report.table()
+
+
+def test_bases_table_counts_only_bases_that_read_both_features():
+    from steerkit.demo_focus import FocusDemoReport, bases_table
+
+    def report(tone, fit_c, fit_s, sft_none):
+        types = dict.fromkeys(focus.FOCUS_TYPES, 1.0)
+        fit = focus.FocusReport({"flipped": types | {"focus_c": fit_c, "focus_s": fit_s}}, {})
+        sft = focus.FocusReport({"flipped": types | {"none": sft_none, "focus_s": 0.0}}, {})
+        return FocusDemoReport(fit, sft, base={"tone": tone, "colour": 1.0})
+
+    reports = {0: report(1.0, 1.0, 0.95, 1.0), 1: report(0.5, 1.0, 1.0, 0.2), 2: report(1.0, 0.6, 1.0, 0.3),
+               3: report(0.95, 0.9, 0.9, 0.1)}
+    text = bases_table(reports)
+    assert "of 3 bases that read both features (of 4)" in text
+    assert "FIT >= 0.9 under focus(C) and focus(S) on 2;" in text and "(the colour taken) on 2" in text
+    row = next(line for line in text.splitlines() if line.split()[0] == "2")
+    assert row.split()[1:5] == ["1.000", "1.000", "0.600", "1.000"]
+    assert reports[2].flipped()["sft_all"] == pytest.approx((5 * 1.0 + 0.3 + 0.0) / 7)
+
+
+def test_base_seed_belongs_to_the_focus_demo(capsys):
+    assert main(["demo", "--base-seed", "1"]) == 2
+    assert "--base-seed goes with --focus" in capsys.readouterr().err
 
 
 def test_focus_toy_vocabulary_covers_its_pretraining_and_test_texts():

@@ -94,6 +94,11 @@ class FocusReport:
         seen = {t for per in self.accuracy.values() for t in per}
         return [t for t in templates.FOCUS_TYPES if t in seen]
 
+    def mean(self, split: str) -> float:
+        """Focus accuracy averaged over the focus types scored on ``split``, each type weighted alike."""
+        per = self.accuracy[split]
+        return sum(per.values()) / len(per)
+
     def table(self, title: str = "focus accuracy") -> str:
         splits = list(self.accuracy)
         width = max(len(templates.PRETTY[t]) for t in self.types()) + 2
