@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--focus", action="store_true",
                         help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
     p_demo.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
-                        help="with --focus: pretrain the toy's base from these seeds (default: 0); with several, "
+                        help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
                              "one summary row per base and the rates over them")
     _fit_parsers(sub)
     args = parser.parse_args(argv)

@@ -115,7 +115,8 @@ def test_bases_table_counts_only_bases_that_read_both_features():
                3: report(0.95, 0.9, 0.9, 0.1)}
     text = bases_table(reports)
     assert "of 3 bases that read both features (of 4)" in text
-    assert "FIT >= 0.9 under focus(C) and focus(S) on 2;" in text and "(the colour taken) on 2" in text
+    assert "FIT >= 0.9 under focus(C) and focus(S) on 2;" in text and "(the colour taken) on 2;" in text
+    assert text.endswith("both at once on 1")
     row = next(line for line in text.splitlines() if line.split()[0] == "2")
     assert row.split()[1:5] == ["1.000", "1.000", "0.600", "1.000"]
     assert reports[2].flipped()["sft_all"] == pytest.approx((5 * 1.0 + 0.3 + 0.0) / 7)
