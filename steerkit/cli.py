@@ -202,11 +202,11 @@ def _fit_parsers(sub) -> None:
 
 def _fit(args) -> int:
     from . import focus
-    from .generate import load_local_model
+    from .hf import load_local
 
     try:
         task = focus.FocusTask.load(args.task)
-        model, tok = load_local_model(args.model)
+        model, tok = load_local(args.model)
         build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
                      seed=args.seed)
         records = focus.build_focus_dataset(args.data, task, **build)
@@ -231,11 +231,11 @@ def _fit(args) -> int:
 
 def _eval_focus(args) -> int:
     from . import focus
-    from .generate import load_local_model
+    from .hf import load_local
 
     try:
         task = focus.FocusTask.load(args.task)
-        model, tok = load_local_model(args.model, device=args.device)
+        model, tok = load_local(args.model, device=args.device)
         if args.adapter:
             from peft import PeftModel
 
@@ -280,11 +280,11 @@ def _demo_focus(args) -> int:
 
 def _train_mat(args) -> int:
     from . import mat
-    from .generate import load_local_model
+    from .hf import load_local
 
     try:
         config = _mat_config(args, mat.MATConfig())
-        model, tok = load_local_model(args.model)
+        model, tok = load_local(args.model)
         if args.device:
             model = model.to(args.device)
         acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
@@ -303,11 +303,11 @@ def _train_mat(args) -> int:
 
 def _paths(model_dir: str, vectors_path: str) -> list[dict]:
     """Which path each (site, layer) of a vector file takes when it patches this model."""
-    from .generate import load_local_model
+    from .hf import load_local
     from .patch import patch
     from .vectors import SteeringVectors
 
-    model, _ = load_local_model(model_dir)
+    model, _ = load_local(model_dir)
     with patch(model, SteeringVectors.load(vectors_path)) as handle:
         return [dict(site=site, layer=layer, path=path, why=why)
                 for (site, layer), (path, why) in sorted(handle.paths.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
@@ -316,11 +316,12 @@ def _paths(model_dir: str, vectors_path: str) -> list[dict]:
 def _generate(args) -> int:
     import torch
 
-    from .generate import compare, load_local_model
+    from .generate import compare
+    from .hf import load_local
     from .vectors import SteeringVectors
 
     try:
-        model, tok = load_local_model(args.model, device=args.device)
+        model, tok = load_local(args.model, device=args.device)
         vecs = SteeringVectors.load(args.vectors)
         tokens = int(args.tokens) if args.tokens.isdigit() else args.tokens
         strength = args.strength[0] if len(args.strength) == 1 else torch.tensor(args.strength)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import torch
 
 from . import mat
-from .generate import greedy, load_local_model
+from .generate import greedy
+from .hf import load_local
 from .patch import steer
 from .toy import corpus
 from .toy.model import ToySettings, cache_dir, toy_model
@@ -88,7 +89,7 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
     else:
         if site is None or layer is None:
             raise ValueError("with --model and --data, give --site and --layer (where to learn and apply the vectors)")
-        model, tok = load_local_model(model_path)
+        model, tok = load_local(model_path)
         rows = mat.load_examples(data)
         random.Random(seed).shuffle(rows)
         cut = max(1, len(rows) // 5)

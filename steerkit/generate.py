@@ -2,31 +2,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 
 from .patch import steer
 from .vectors import SteeringVectors
-
-
-def load_local_model(path: str | Path, dtype: torch.dtype | None = None, device: str | None = None):
-    """A causal LM and its tokenizer from a local folder; never downloads anything."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"no local Hugging Face model at {path} (expected {path / 'config.json'}); "
-                                "steerkit loads local checkpoints only and never downloads")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    from .models import transformers_version
-
-    # transformers renamed torch_dtype to dtype in 4.56
-    key = "dtype" if transformers_version() >= (4, 56) else "torch_dtype"
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **{key: dtype})
-    if device:
-        model = model.to(device)
-    return model.eval(), tok
 
 
 def greedy(model, tokenizer, prompts: list[str], max_new_tokens: int = 40) -> tuple[list[str], float]:

@@ -8,10 +8,11 @@ listed, pass an ``ArchSpec`` with the module paths by hand.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
 
 import torch
 from torch import nn
+
+from .hf import transformers_version
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,6 @@ class ArchSpec:
     norm_kind: str = "rms"  # "rms" or "layer": which fused residual+norm kernels can apply
     conv1d: bool = False
     packs: bool = True  # honours packed sequences (restarting position_ids, no mask); checked in the tests
-
-
-def transformers_version() -> tuple[int, int]:
-    """(major, minor) of the installed transformers; (0, 0) when it is missing or unreadable."""
-    try:
-        major, minor = (metadata.version("transformers").split(".") + ["0"])[:2]
-        return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
-    except (metadata.PackageNotFoundError, ValueError):
-        return 0, 0
 
 
 _LLAMA_LIKE = dict(layers="layers", attn_out_proj="self_attn.o_proj", mlp_out_proj="mlp.down_proj", final_norm="norm")

@@ -62,7 +62,7 @@ def test_fast_paths_equal_the_hooks_and_say_which_they_took(family, norm_preserv
 
 
 @pytest.mark.parametrize("family", ["llama", "gemma"])
-@pytest.mark.parametrize("tokens", ["all", "generated", 3])
+@pytest.mark.parametrize("tokens", ["all", "prompt", "generated", 3])
 def test_kv_cached_generation_is_the_same_on_fast_paths(family, tokens):
     model = tiny_model(family)
     vecs = _vectors(model)
@@ -120,7 +120,7 @@ def test_gradients_through_fast_paths_equal_the_hooks(family):
         vecs = _vectors(model)
         strength = torch.tensor([1.0, -0.5], requires_grad=True)
         handle = steerkit.patch(model, vecs, strength=strength, fused=fused)
-        leaves = [t.requires_grad_() for e in handle._cast.values() for t in (e.theta, e.gate_w)]
+        leaves = [t.requires_grad_() for e in (handle.steering.entry(k) for k in handle.vectors) for t in (e.theta, e.gate_w)]
         model(IDS).logits.square().mean().backward()
         grads.append([strength.grad] + [t.grad for t in leaves] + [p.grad for p in model.parameters()])
         handle.remove()
@@ -193,3 +193,69 @@ def test_attentions_and_hidden_states_come_out_as_on_the_hook_path():
     assert len(a.attentions) == len(b.attentions) == 3 and len(a.hidden_states) == len(b.hidden_states) == 4
     for x, y in zip(a.attentions + a.hidden_states, b.attentions + b.hidden_states):
         assert torch.allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_a_refused_replace_leaves_the_earlier_steering_exactly_as_it_was(family):
+    """patch(v) then patch(v, replace=True, fused=True) that cannot be all-fast: the error comes before
+    the first patch is touched, so the model stays steered as before, and its removal restores it."""
+    model = tiny_model(family)
+    vecs = _vectors(model)  # block_out has no fast path on any family; gpt2 has none at all
+    base = _logits(model)
+    first = steerkit.patch(model, vecs, strength=1.5)
+    steered = _logits(model)
+    before = (_replaced_forwards(model), {k: h is first for k, h in model._steerkit_patched.items()})
+    with pytest.raises(ValueError, match="fused=True, but these cannot take a fast path"):
+        steerkit.patch(model, vecs, strength=-3.0, replace=True, fused=True)
+    assert torch.equal(_logits(model), steered)
+    assert (_replaced_forwards(model), {k: h is first for k, h in model._steerkit_patched.items()}) == before
+    first.remove()
+    assert torch.equal(_logits(model), base) and _replaced_forwards(model) == []
+
+
+def test_a_replace_takes_over_the_fast_paths_it_replaces():
+    model = tiny_model("llama")
+    vecs = SteeringVectors({("attn_out", 0): Entry(torch.randn(1, 32)), ("attn_heads", 1): Entry(torch.randn(1, 32))},
+                           gate_mode="none")
+    steerkit.patch(model, vecs, strength=1.0)
+    second = steerkit.patch(model, vecs, strength=2.0, replace=True, fused=True)
+    assert {p for p, _ in second.paths.values()} == {"fused", "folded"}
+    with steerkit.steer(tiny_model("llama"), vecs, strength=2.0, fused=False) as alone:
+        want = _logits(alone.model)
+    assert torch.allclose(_logits(model), want, rtol=1e-5, atol=1e-5)
+    second.remove()
+    assert _replaced_forwards(model) == [] and not model._steerkit_patched
+
+
+def test_the_fused_forward_passes_unknown_layer_arguments_through_and_names_what_it_refuses():
+    """A layer whose forward takes a keyword the fused forward never heard of still takes the fast path
+    (the keyword goes on to the attention, as the layer passes it); one that takes an argument that
+    changes the math, or holds a module the mirrored sequence would skip, is refused by name."""
+    model = tiny_model("llama")
+    layer_cls = type(model.model.layers[0])
+
+    class NewKeyword(layer_cls):
+        def forward(self, hidden_states, attention_mask=None, brand_new_flag=None, **kwargs):
+            return super().forward(hidden_states, attention_mask=attention_mask, **kwargs)
+
+    class CrossAttention(layer_cls):
+        def forward(self, hidden_states, encoder_hidden_states=None, **kwargs):
+            return super().forward(hidden_states, **kwargs)
+
+    vecs = SteeringVectors({("mlp_out", 0): Entry(torch.randn(1, 32))}, gate_mode="none")
+    with steerkit.steer(model, vecs, fused=False):
+        want = _logits(model)
+    layer = model.model.layers[0]
+    layer.__class__ = NewKeyword
+    with steerkit.steer(model, vecs) as h:
+        assert h.paths[("mlp_out", 0)][0] == "fused"
+        assert torch.allclose(_logits(model), want, rtol=1e-5, atol=1e-5)
+    layer.__class__ = CrossAttention
+    with steerkit.steer(model, vecs) as h:
+        path, why = h.paths[("mlp_out", 0)]
+    assert path == "hook" and "encoder_hidden_states" in why
+    layer.__class__ = layer_cls
+    layer.extra_norm = torch.nn.LayerNorm(32)
+    with steerkit.steer(model, vecs) as h:
+        path, why = h.paths[("mlp_out", 0)]
+    assert path == "hook" and "extra_norm" in why

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import steerkit
-from steerkit import SteeringVectors, models
+from steerkit import SteeringVectors, hf, models
 from steerkit.vectors import Entry
 
 from tiny_models import FAMILIES, tiny_model
@@ -112,7 +112,7 @@ def test_gradients_reach_the_vectors(family):
         p.requires_grad_(False)
     vecs = _vectors(model, ["attn_heads", "block_out"])
     handle = steerkit.patch(model, vecs)
-    params = [t.requires_grad_() for e in handle._cast.values() for t in (e.theta, e.gate_w, e.gate_b)]
+    params = [t.requires_grad_() for e in (handle.steering.entry(k) for k in handle.vectors) for t in (e.theta, e.gate_w, e.gate_b)]
     model(IDS).logits.sum().backward()
     handle.remove()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
@@ -161,18 +161,31 @@ def _generate(model, ids, mask=None, use_cache=True, n=5):
                               pad_token_id=0)
 
 
-@pytest.mark.parametrize("tokens", ["all", "generated", 3])
+@pytest.mark.parametrize("tokens", ["all", "prompt", "generated", 3])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_kv_cached_generation_equals_uncached(family, tokens):
+    """Without a cache every call re-reads the prompt and what followed; the token policy must steer
+    the same tokens either way."""
     model = tiny_model(family)
     vecs = _vectors(model, ["attn_heads", "block_out"], gated=False)
     with steerkit.steer(model, vecs, strength=4.0, tokens=tokens):
         cached = _generate(model, PROMPTS, use_cache=True)
-        if tokens == "generated":
-            pytest.skip("without a cache every call is a prefill: 'generated' is defined by the cached decode")
         uncached = _generate(model, PROMPTS, use_cache=False)
     assert torch.equal(cached, uncached)
     assert not torch.equal(cached, _generate(model, PROMPTS)), "steering must change the text"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kv_cached_left_padded_generation_equals_uncached_under_generated(family):
+    model = tiny_model(family)
+    vecs = _vectors(model, ["attn_heads", "block_out"], gated=False)
+    ids = torch.tensor([[0, 0, 1, 7, 12], [1, 22, 5, 61, 9]])
+    mask = (ids != 0).long()
+    with steerkit.steer(model, vecs, strength=4.0, tokens="generated"):
+        cached = _generate(model, ids, mask, use_cache=True)
+        uncached = _generate(model, ids, mask, use_cache=False)
+    assert torch.equal(cached, uncached)
+    assert not torch.equal(cached, _generate(model, ids, mask)), "steering must change the text"
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -180,17 +193,24 @@ def test_generated_only_leaves_the_prompt_untouched(family):
     model = tiny_model(family)
     vecs = _vectors(model, SITES, gated=False)
     base = _logits(model)
-    with steerkit.steer(model, vecs, strength=5.0, tokens="generated"):
-        assert torch.equal(_logits(model), base), "a prefill is all prompt"
+
+    def prompt_then_one_step(**mask):
         with torch.no_grad():
             out = model(PROMPTS, use_cache=True)
-            step = model(torch.tensor([[4], [4]]), past_key_values=out.past_key_values,
-                         attention_mask=torch.ones(2, 6, dtype=torch.long)).logits
-    with torch.no_grad():
-        out = model(PROMPTS, use_cache=True)
-        plain = model(torch.tensor([[4], [4]]), past_key_values=out.past_key_values,
-                      attention_mask=torch.ones(2, 6, dtype=torch.long)).logits
-    assert not torch.allclose(step, plain, atol=1e-4), "the generated token is steered"
+            return out.logits, model(torch.tensor([[4], [4]]), **hf.cache_kwargs(model, hf.output_cache(out)),
+                                     **mask).logits
+
+    plain_prompt, plain_step = prompt_then_one_step()
+    with steerkit.steer(model, vecs, strength=5.0, tokens="generated"):
+        assert torch.equal(_logits(model), base), "a prefill is all prompt"
+        for mask in ({}, {"attention_mask": torch.ones(2, 6, dtype=torch.long)}):  # with and without a mask
+            prompt, step = prompt_then_one_step(**mask)
+            assert torch.equal(prompt, plain_prompt), "the prompt's logits are untouched"
+            assert not torch.allclose(step, plain_step, atol=1e-4), "the generated token is steered"
+        steered = _generate(model, PROMPTS)
+    plain = _generate(model, PROMPTS)
+    assert torch.equal(steered[:, :PROMPTS.shape[1]], plain[:, :PROMPTS.shape[1]])
+    assert not torch.equal(steered, plain), "generated tokens change"
 
 
 def test_position_policy_is_padding_independent():

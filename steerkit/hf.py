@@ -1,0 +1,172 @@
+"""Every Hugging Face calling convention steerkit relies on, and nothing else.
+
+transformers renames keywords between releases (``past_key_value`` → ``past_key_values`` → ``cache``;
+``torch_dtype`` → ``dtype``; ``cache_position`` passed, then dropped; an all-ones ``attention_mask``
+passed, then omitted). Every other module asks this one, so a release that moves a name is fixed
+here, once. Nothing outside this module reads an HF keyword or output attribute by name.
+
+What a forward call tells us (the ``kwargs`` of a forward pre-hook):
+  ``call_cache``       the KV cache under whichever name it came
+  ``cache_length``     how many tokens it already holds (its own count, never the call's shape)
+  ``past_length``      the same for a call: from the cache, else ``cache_position``, else 0
+  ``call_mask``        the 2-D attention mask, or None (none means no padding)
+  ``call_tokens``      input_ids or inputs_embeds, wherever they were passed
+How to call a model: ``cache_kwargs`` (the cache under the name this model's forward takes),
+``output_cache`` (the cache a forward returned), ``dtype_kwargs`` and ``load_local`` for
+``from_pretrained``. Decoder-layer forwards: ``layer_signature``.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+# newest name first: transformers 5.24+ calls it ``cache``; 4.54-5.23 ``past_key_values``; the
+# decoder layers of 4.50-4.53 ``past_key_value``
+CACHE_NAMES = ("cache", "past_key_values", "past_key_value")
+
+# decoder-layer arguments whose presence means the layer does more than attention + MLP, so a forward
+# that mirrors "norm, attention, add, norm, MLP, add" would compute something else
+CHANGES_THE_MATH = {
+    "encoder_hidden_states": "cross-attention to an encoder",
+    "encoder_attention_mask": "cross-attention to an encoder",
+    "cross_attn_layer_head_mask": "cross-attention to an encoder",
+    "layer_head_mask": "per-head masking of the attention output",
+    "head_mask": "per-head masking of the attention output",
+    "output_router_logits": "a mixture-of-experts router",
+    "residual": "a residual carried in from outside the layer",
+}
+
+
+def transformers_version() -> tuple[int, int]:
+    """(major, minor) of the installed transformers; (0, 0) when it is missing or unreadable."""
+    try:
+        major, minor = (metadata.version("transformers").split(".") + ["0"])[:2]
+        return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+    except (metadata.PackageNotFoundError, ValueError):
+        return 0, 0
+
+
+# -- what a call carries ---------------------------------------------------------------------------
+def call_cache(kwargs: dict):
+    """The KV cache passed to a forward call, under any of its names; None when there is none."""
+    for name in CACHE_NAMES:
+        cache = kwargs.get(name)
+        if cache is not None:
+            return cache
+    return None
+
+
+def cache_length(cache) -> int:
+    """Tokens already in a KV cache, by the cache's own count. Refuses a cache it cannot read rather
+    than guess (a wrong length would steer the wrong tokens)."""
+    if cache is None:
+        return 0
+    if callable(getattr(cache, "get_seq_length", None)):
+        return int(cache.get_seq_length())
+    if isinstance(cache, (tuple, list)):  # the legacy tuple of (key, value) per layer
+        if len(cache) == 0 or cache[0] is None:
+            return 0
+        return int(cache[0][0].shape[-2])
+    raise ValueError(f"cannot read how many tokens a {type(cache).__name__} KV cache holds (no get_seq_length); "
+                     "steerkit needs it to find token positions for this token policy")
+
+
+def past_length(kwargs: dict) -> int:
+    """Tokens before this call's: the cache's length, else ``cache_position[0]``, else 0."""
+    cache = call_cache(kwargs)
+    if cache is not None:
+        return cache_length(cache)
+    pos = kwargs.get("cache_position")
+    if pos is not None and pos.numel() > 0:
+        return int(pos.reshape(-1)[0])
+    return 0
+
+
+def call_mask(kwargs: dict):
+    """The 2-D [B, past+T] attention mask of a model call, or None (then nothing is padding)."""
+    mask = kwargs.get("attention_mask")
+    if mask is None:
+        return None
+    if mask.dim() != 2:
+        raise ValueError(f"attention_mask: expected a 2-D [batch, tokens] mask to find token positions, got shape "
+                         f"{list(mask.shape)}")
+    return mask
+
+
+def call_tokens(args: tuple, kwargs: dict):
+    """input_ids ([B,T]) or inputs_embeds ([B,T,D]) of a model call, or None."""
+    ids = kwargs.get("input_ids", args[0] if args else None)
+    return ids if ids is not None else kwargs.get("inputs_embeds")
+
+
+# -- how to call a model ---------------------------------------------------------------------------
+def _forward_params(model) -> set[str]:
+    return set(inspect.signature(type(model).forward).parameters)
+
+
+def cache_kwargs(model, cache) -> dict:
+    """``{name: cache}`` under the name ``model.forward`` takes the cache by."""
+    params = _forward_params(model)
+    for name in CACHE_NAMES:
+        if name in params:
+            return {name: cache}
+    raise ValueError(f"{type(model).__name__}.forward takes no KV cache argument ({', '.join(CACHE_NAMES)})")
+
+
+def output_cache(output):
+    """The KV cache a forward call returned (``cache`` from transformers 5.24, ``past_key_values`` before)."""
+    for name in CACHE_NAMES[:2]:
+        if name in output.keys():
+            return output[name]
+    return None
+
+
+def dtype_kwargs(dtype) -> dict:
+    """The ``from_pretrained`` keyword for a dtype (``torch_dtype`` before transformers 4.56)."""
+    if dtype is None:
+        return {}
+    return {"dtype" if transformers_version() >= (4, 56) else "torch_dtype": dtype}
+
+
+def load_local(path: str | Path, dtype=None, device: str | None = None):
+    """(causal LM in eval mode, tokenizer) from a local folder; never downloads anything."""
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--model: no local Hugging Face model at {path} (expected {path / 'config.json'}); "
+                                "steerkit loads local checkpoints only and never downloads")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **dtype_kwargs(dtype))
+    if device:
+        model = model.to(device)
+    return model.eval(), tok
+
+
+# -- decoder layers --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSignature:
+    """What a decoder layer's forward takes and returns, read from its signature."""
+
+    positional: tuple[str, ...]  # names of the parameters after hidden_states that may come positionally
+    returns_tuple: bool          # 4.50-4.53 layers return (hidden_states, [attn_weights]); later ones a tensor
+    changes_the_math: tuple[str, ...]  # parameters that mean more than attention + MLP (CHANGES_THE_MATH)
+    first: str | None            # the first parameter after self (the hidden states)
+
+
+def layer_signature(layer) -> LayerSignature:
+    params = inspect.signature(type(layer).forward).parameters
+    names = [n for n in params if n != "self"]
+    positional = tuple(n for n in names[1:] if params[n].kind == params[n].POSITIONAL_OR_KEYWORD)
+    return LayerSignature(positional=positional,
+                          # the layers that return a tuple are the ones that take output_attentions
+                          returns_tuple="output_attentions" in params,
+                          changes_the_math=tuple(n for n in names if n in CHANGES_THE_MATH),
+                          first=names[0] if names else None)
+
+
+def wants_attentions(kwargs: dict) -> bool:
+    """Whether a 4.50-4.53 layer call asked for its attention weights back."""
+    return bool(kwargs.get("output_attentions"))
