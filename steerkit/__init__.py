@@ -1,18 +1,15 @@
 """steerkit: fused kernels for gated multi-attribute steering (MAT-Steer) and focus instruction
-tuning of Hugging Face models."""
+tuning of Hugging Face models. Names are imported on first use, so the CLI starts without torch."""
 from __future__ import annotations
+
+from ._lazy import lazy
 
 __version__ = "0.1.0"
 
-from . import reference
-from .backends import get_backend, set_backend
-from .info import info
-from .ops import gated_steer
-from .vectors import SteeringVectors
-from .patch import Handle, patch, steer
-from . import models
-from . import mat
-from . import focus
-from . import lora
-
-__all__ = ["gated_steer", "SteeringVectors", "patch", "steer", "Handle", "models", "mat", "focus", "lora", "reference", "set_backend", "get_backend", "info", "__version__"]
+_NAMES = {
+    "gated_steer": ".ops", "SteeringVectors": ".vectors", "patch": ".patching", "steer": ".patching",
+    "Handle": ".patching", "set_backend": ".backends", "get_backend": ".backends", "info": ".sysinfo",
+    **{m: "." + m for m in ("models", "mat", "focus", "lora", "reference", "hf")},
+}
+__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__ = [*_NAMES, "__version__"]

@@ -1,4 +1,11 @@
-"""The ``steerkit`` command."""
+"""The ``steerkit`` command: one table of subcommands, one error wrapper.
+
+Parsing needs neither torch nor transformers (``--help`` and argument errors are instant): each
+subcommand imports what it runs. Defaults come from the config dataclasses (``MATConfig``,
+``FocusTrainConfig``, ``LoraSettings``), which import nothing heavy. Every error a user can cause is
+one line naming the argument, exit code 2, no traceback; outputs and devices are checked before any
+work starts.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,112 +13,203 @@ import json
 import sys
 from pathlib import Path
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="steerkit", description="Fused kernels for steering and focus tuning")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p_info = sub.add_parser("info", help="print versions and which backends are built (and why one is missing)")
-    p_info.add_argument("--json", action="store_true", help="print the facts as JSON")
-    p_info.add_argument("--model", default=None, help="with --vectors: a local HF checkpoint to report steering paths for")
-    p_info.add_argument("--vectors", default=None, help="with --model: which path (fused, folded, hook) each "
-                        "(site, layer) of this vector file takes on that model, and why")
-    p_gen = sub.add_parser("generate", help="print steered next to unsteered continuations of a local model")
-    p_gen.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
-    p_gen.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
-    p_gen.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
-    p_gen.add_argument("--strength", type=float, nargs="+", default=[1.0],
-                       help="one value for all attributes, or one per attribute")
-    p_gen.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
-    p_gen.add_argument("--max-new-tokens", type=int, default=40)
-    p_gen.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads")
-    p_demo = sub.add_parser("demo", help="the MAT-Steer pipeline end to end on an embedded toy (or your model + data)")
-    p_demo.add_argument("--model", default=None, help="a local HF checkpoint folder instead of the toy (with --data)")
-    p_demo.add_argument("--data", default=None, help="JSONL of {text, attribute, label} (with --model)")
-    _site_args(p_demo, required=False)
-    p_demo.add_argument("--quick", action="store_true", help="a shorter MAT-Steer training (what the tests run)")
-    p_demo.add_argument("--prompts", type=int, default=64, help="held-out prompts to generate from")
-    p_demo.add_argument("--max-new-tokens", type=int, default=16)
-    p_demo.add_argument("--strength", type=float, default=1.0, help="strength of the attribute steered toward")
-    p_demo.add_argument("--retrain", action="store_true", help="retrain the toy model even if it is cached")
-    _mat_args(p_demo, defaults=False)
-    p_demo.add_argument("--save-vectors", default=None, help="also write the learned vectors here")
-
-    p_mat = sub.add_parser("train-mat", help="learn MAT-Steer vectors for a local model from a JSONL data set")
-    p_mat.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
-    p_mat.add_argument("--data", required=True, help="JSONL, one {text, attribute, label: positive|negative} per line")
-    _site_args(p_mat, required=True)
-    p_mat.add_argument("-o", "--output", required=True, help="where to write the .safetensors vectors")
-    p_mat.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to learn from")
-    p_mat.add_argument("--batch-size", type=int, default=16, help="texts per forward pass when collecting")
-    p_mat.add_argument("--cache", default=None, help="folder to cache activations in (reused when nothing changed)")
-    p_mat.add_argument("--device", default=None, help="e.g. cuda; default: CUDA when available")
-    _mat_args(p_mat, defaults=True)
-    p_demo.add_argument("--focus", action="store_true",
-                        help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
-    p_demo.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
-                        help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
-                             "one summary row per base and the rates over them")
-    _fit_parsers(sub)
-    args = parser.parse_args(argv)
-    if args.command == "demo" and args.focus:
-        return _demo_focus(args)
-    if args.command == "demo" and args.base_seed is not None:
-        print("steerkit demo: --base-seed goes with --focus (the MAT-Steer demo's toy has no such choice)",
-              file=sys.stderr)
-        return 2
-    if args.command == "fit":
-        return _fit(args)
-    if args.command == "eval-focus":
-        return _eval_focus(args)
-    if args.command == "generate":
-        return _generate(args)
-    if args.command == "demo":
-        return _demo(args)
-    if args.command == "train-mat":
-        return _train_mat(args)
-    if args.command == "info":
-        from .info import info
-
-        if (args.model is None) != (args.vectors is None):
-            print("steerkit info: --model and --vectors go together", file=sys.stderr)
-            return 2
-        facts = info(print_it=not args.json)
-        if args.model is not None:
-            try:
-                facts["paths"] = _paths(args.model, args.vectors)
-            except (FileNotFoundError, ValueError) as err:
-                print(f"steerkit info: {err}", file=sys.stderr)
-                return 2
-            if not args.json:
-                print(f"steering paths on {args.model}:")
-                for row in facts["paths"]:
-                    print(f"  {row['site']:<10} layer {row['layer']:<3} {row['path']:<6}  {row['why']}")
-        if args.json:
-            print(json.dumps(facts, indent=1, default=str))
-        return 0
-    return 2
+from .focus.config import FocusTrainConfig, LoraSettings
+from .focus.templates import FOCUS_TYPES
+from .mat.config import RECIPES, VARIANTS, MATConfig
+from .sites import SITES
 
 
+# -- argument types: a bad value is an argparse error (usage, exit 2) naming the option -----------------
+def _number(kind, low: float, strict: bool, what: str):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < low or (strict and value == low) or value != value:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+positive_int = _number(int, 1, False, "an integer >= 1")
+positive_float = _number(float, 0.0, True, "a number > 0")
+fraction = _number(float, 0.0, False, "a fraction in [0, 1)")
+
+
+# -- the subcommands' arguments ---------------------------------------------------------------------------
 def _site_args(p, required: bool) -> None:
-    from .vectors import SITES
-
     p.add_argument("--site", choices=SITES, required=required, default=None,
                    help="where the vectors are learned and applied" + ("" if required else " (toy: block_out)"))
-    p.add_argument("--layer", type=int, required=required, default=None,
+    p.add_argument("--layer", type=_number(int, 0, False, "a layer index >= 0"), required=required, default=None,
                    help="0-based decoder layer" + ("" if required else " (toy: 1)"))
+
+
+def _device_arg(p, default_help: str = "default: CUDA when available, else the CPU") -> None:
+    p.add_argument("--device", default=None, help=f"e.g. cpu, cuda, cuda:1; {default_help}")
 
 
 def _mat_args(p, defaults: bool) -> None:
     """MAT-Steer options; with defaults=False an unset option keeps the caller's own default."""
+    c = MATConfig()
     d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
-    p.add_argument("--recipe", choices=["scaled", "paper"], default=d("scaled"),
+    p.add_argument("--recipe", choices=RECIPES, default=d(c.recipe),
                    help="scaled: data-derived sigma and warm starts (default); paper: the paper's recipe as written")
-    p.add_argument("--variant", choices=["paper", "released"], default=d("paper"), help="form of the loss")
-    p.add_argument("--epochs", type=int, default=d(100))
-    p.add_argument("--lr", type=float, default=d(1e-3))
-    p.add_argument("--sigma", type=float, default=None, help="MMD kernel width (default: from the recipe)")
+    p.add_argument("--variant", choices=VARIANTS, default=d(c.variant), help="form of the loss")
+    p.add_argument("--epochs", type=positive_int, default=d(c.epochs), help=f"default {c.epochs}")
+    p.add_argument("--lr", type=positive_float, default=d(c.lr), help=f"default {c.lr}")
+    p.add_argument("--sigma", type=positive_float, default=None, help="MMD kernel width (default: from the recipe)")
     p.add_argument("--no-norm-preserve", action="store_true", help="do not rescale edited activations to their norm")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=c.seed)
+
+
+def _info_args(p) -> None:
+    p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.add_argument("--model", default=None, help="with --vectors: a local HF checkpoint to report steering paths for")
+    p.add_argument("--vectors", default=None, help="with --model: which path (fused, folded, hook) each "
+                   "(site, layer) of this vector file takes on that model, and why")
+
+
+def _generate_args(p) -> None:
+    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
+    p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
+    p.add_argument("--strength", type=float, nargs="+", default=[1.0],
+                   help="one value for all attributes, or one per attribute")
+    p.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
+    p.add_argument("--max-new-tokens", type=positive_int, default=40)
+    _device_arg(p, "default: where the model loads")
+
+
+def _demo_args(p) -> None:
+    p.add_argument("--model", default=None, help="a local HF checkpoint folder instead of the toy (with --data)")
+    p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} (with --model)")
+    _site_args(p, required=False)
+    p.add_argument("--quick", action="store_true", help="a shorter MAT-Steer training (what the tests run)")
+    p.add_argument("--prompts", type=positive_int, default=64, help="held-out prompts to generate from")
+    p.add_argument("--max-new-tokens", type=positive_int, default=16)
+    p.add_argument("--strength", type=float, default=1.0, help="strength of the attribute steered toward")
+    p.add_argument("--retrain", action="store_true", help="retrain the toy model even if it is cached")
+    _mat_args(p, defaults=False)
+    p.add_argument("--save-vectors", default=None, help="also write the learned vectors here")
+    p.add_argument("--focus", action="store_true",
+                   help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
+    p.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
+                   help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
+                        "one summary row per base and the rates over them")
+
+
+def _train_mat_args(p) -> None:
+    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--data", required=True, help="JSONL, one {text, attribute, label: positive|negative} per line")
+    _site_args(p, required=True)
+    p.add_argument("-o", "--output", required=True, help="where to write the .safetensors vectors")
+    p.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to learn from")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="texts per forward pass when collecting")
+    p.add_argument("--cache", default=None, help="folder to cache activations in (reused when nothing changed)")
+    _device_arg(p)
+    _mat_args(p, defaults=True)
+
+
+def _fit_args(p) -> None:
+    c, lo = FocusTrainConfig(), LoraSettings()
+    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--task", required=True, help="JSON: instruction, labels, core, spurious, spurious_labels, describe")
+    p.add_argument("--data", required=True, help="JSONL of {input, label, features: {name: value}}")
+    p.add_argument("--val", default=None, help="validation examples (JSONL); default: hold out --val-fraction")
+    p.add_argument("-o", "--output", required=True, help="folder for the PEFT adapter, tokenizer and log")
+    p.add_argument("--types", nargs="+", choices=FOCUS_TYPES, default=list(FOCUS_TYPES),
+                   help="focus types to train on (default: all; 'none' alone is plain SFT)")
+    p.add_argument("--per-example", type=positive_int, default=1, help="focus types drawn per example")
+    p.add_argument("--save-records", default=None, help="also write the built focus prompts here (JSONL)")
+    p.add_argument("--epochs", type=positive_float, default=c.epochs)
+    p.add_argument("--lr", type=positive_float, default=c.lr)
+    p.add_argument("--batch-size", type=positive_int, default=c.batch_size)
+    p.add_argument("--grad-accum", type=positive_int, default=c.grad_accum)
+    p.add_argument("--max-length", type=_number(int, 2, False, "an integer >= 2"), default=c.max_length)
+    p.add_argument("--val-fraction", type=fraction, default=c.val_fraction)
+    p.add_argument("--eval-every", type=positive_int, default=None, help="steps between validations (default: each epoch)")
+    p.add_argument("--patience", type=_number(int, 0, False, "an integer >= 0"), default=c.patience,
+                   help="validations without improvement; 0: never stop")
+    p.add_argument("--r", type=positive_int, default=lo.r, help="LoRA rank")
+    p.add_argument("--alpha", type=positive_float, default=lo.alpha, help="LoRA alpha")
+    p.add_argument("--dropout", type=fraction, default=lo.dropout, help="LoRA dropout")
+    p.add_argument("--target-modules", nargs="+", default=None, help="modules to adapt (default: all linear layers)")
+    p.add_argument("--seed", type=int, default=c.seed)
+    _device_arg(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _eval_focus_args(e) -> None:
+    e.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (the base model)")
+    e.add_argument("--adapter", default=None, help="a PEFT adapter folder (as written by steerkit fit)")
+    e.add_argument("--task", required=True, help="the task JSON used for training")
+    e.add_argument("--test", action="append", required=True, metavar="NAME=PATH",
+                   help="a test split of examples (JSONL), e.g. flipped=flipped.jsonl; repeat for several")
+    e.add_argument("--unseen", default=None, metavar="PATH",
+                   help="examples to score with held-out instruction wordings (split 'unseen')")
+    e.add_argument("--types", nargs="+", choices=FOCUS_TYPES, default=list(FOCUS_TYPES))
+    e.add_argument("--batch-size", type=positive_int, default=32)
+    e.add_argument("--max-length", type=_number(int, 2, False, "an integer >= 2"), default=None)
+    e.add_argument("--json", default=None, help="write accuracies and predictions here")
+    e.add_argument("--plot", default=None, help="write a bar plot (PNG) here; needs matplotlib")
+    _device_arg(e, "default: where the model loads")
+
+
+# -- the runs -------------------------------------------------------------------------------------------
+def _device(args) -> str | None:
+    """--device checked against this machine before anything loads (None: left to the command)."""
+    from .devices import resolve_device
+
+    return None if args.device is None else resolve_device(args.device, "--device")
+
+
+def _info(args) -> int:
+    from .sysinfo import info
+
+    if (args.model is None) != (args.vectors is None):
+        raise ValueError("--model and --vectors go together")
+    facts = info(print_it=not args.json)
+    if args.model is not None:
+        facts["paths"] = _paths(args.model, args.vectors)
+        if not args.json:
+            print(f"steering paths on {args.model}:")
+            for row in facts["paths"]:
+                print(f"  {row['site']:<10} layer {row['layer']:<3} {row['path']:<6}  {row['why']}")
+    if args.json:
+        print(json.dumps(facts, indent=1, default=str))
+    return 0
+
+
+def _demo(args) -> int:
+    if args.focus:
+        return _demo_focus(args)
+    if args.base_seed is not None:
+        raise ValueError("--base-seed goes with --focus (the MAT-Steer demo's toy has no such choice)")
+    from .outputs import check_output_file
+
+    if args.save_vectors:
+        check_output_file(args.save_vectors, "--save-vectors")
+    from . import demo, mat
+
+    explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma")) \
+        or args.no_norm_preserve
+    config = _mat_config(args, mat.MATConfig(seed=args.seed)) if explicit else None
+    report = demo.run(model_path=args.model, data=args.data, site=args.site, layer=args.layer, quick=args.quick,
+                      prompts=args.prompts, max_new_tokens=args.max_new_tokens, config=config,
+                      strength=args.strength, seed=args.seed, retrain=args.retrain)
+    print()
+    print(f"MAT-Steer at {report.site} layer {report.layer}; greedy continuations of "
+          f"{len(report.samples['unsteered'])} held-out prompts, unsteered and steered toward each attribute")
+    print(report.table())
+    print("\nsamples (first prompt):")
+    for run, texts in report.samples.items():
+        print(f"  {run:20} {texts[0]}")
+    if args.save_vectors:
+        report.vectors.save(args.save_vectors)
+        print(f"\nvectors written to {args.save_vectors}")
+    return 0
 
 
 def _mat_config(args, base):
@@ -126,140 +224,6 @@ def _mat_config(args, base):
     cfg = replace(base, **changes)
     cfg.check()
     return cfg
-
-
-def _demo(args) -> int:
-    from . import demo, mat
-
-    try:
-        explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma")) \
-            or args.no_norm_preserve
-        config = _mat_config(args, mat.MATConfig(seed=args.seed)) if explicit else None
-        report = demo.run(model_path=args.model, data=args.data, site=args.site, layer=args.layer, quick=args.quick,
-                          prompts=args.prompts, max_new_tokens=args.max_new_tokens, config=config,
-                          strength=args.strength, seed=args.seed, retrain=args.retrain)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"steerkit demo: {err}", file=sys.stderr)
-        return 2
-    print()
-    print(f"MAT-Steer at {report.site} layer {report.layer}; greedy continuations of {len(report.samples['unsteered'])} "
-          "held-out prompts, unsteered and steered toward each attribute")
-    print(report.table())
-    print("\nsamples (first prompt):")
-    for run, texts in report.samples.items():
-        print(f"  {run:20} {texts[0]}")
-    if args.save_vectors:
-        report.vectors.save(args.save_vectors)
-        print(f"\nvectors written to {args.save_vectors}")
-    return 0
-
-
-def _fit_parsers(sub) -> None:
-    from .focus import templates
-    from .focus.train import FocusTrainConfig, LoraSettings
-
-    c, lo = FocusTrainConfig(), LoraSettings()
-    p = sub.add_parser("fit", help="focus-tune a local model with LoRA (Focus Instruction Tuning)")
-    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
-    p.add_argument("--task", required=True, help="JSON: instruction, labels, core, spurious, spurious_labels, describe")
-    p.add_argument("--data", required=True, help="JSONL of {input, label, features: {name: value}}")
-    p.add_argument("--val", default=None, help="validation examples (JSONL); default: hold out --val-fraction")
-    p.add_argument("-o", "--output", required=True, help="folder for the PEFT adapter, tokenizer and log")
-    p.add_argument("--types", nargs="+", choices=templates.FOCUS_TYPES, default=list(templates.FOCUS_TYPES),
-                   help="focus types to train on (default: all; 'none' alone is plain SFT)")
-    p.add_argument("--per-example", type=int, default=1, help="focus types drawn per example")
-    p.add_argument("--save-records", default=None, help="also write the built focus prompts here (JSONL)")
-    p.add_argument("--epochs", type=float, default=c.epochs)
-    p.add_argument("--lr", type=float, default=c.lr)
-    p.add_argument("--batch-size", type=int, default=c.batch_size)
-    p.add_argument("--grad-accum", type=int, default=c.grad_accum)
-    p.add_argument("--max-length", type=int, default=c.max_length)
-    p.add_argument("--val-fraction", type=float, default=c.val_fraction)
-    p.add_argument("--eval-every", type=int, default=None, help="steps between validations (default: each epoch)")
-    p.add_argument("--patience", type=int, default=c.patience, help="validations without improvement; 0: never stop")
-    p.add_argument("--r", type=int, default=lo.r, help="LoRA rank")
-    p.add_argument("--alpha", type=float, default=lo.alpha, help="LoRA alpha")
-    p.add_argument("--dropout", type=float, default=lo.dropout, help="LoRA dropout")
-    p.add_argument("--target-modules", nargs="+", default=None, help="modules to adapt (default: all linear layers)")
-    p.add_argument("--seed", type=int, default=c.seed)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-    e = sub.add_parser("eval-focus", help="focus accuracy of a model (and adapter) per focus type and test split")
-    e.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (the base model)")
-    e.add_argument("--adapter", default=None, help="a PEFT adapter folder (as written by steerkit fit)")
-    e.add_argument("--task", required=True, help="the task JSON used for training")
-    e.add_argument("--test", action="append", required=True, metavar="NAME=PATH",
-                   help="a test split of examples (JSONL), e.g. flipped=flipped.jsonl; repeat for several")
-    e.add_argument("--unseen", default=None, metavar="PATH",
-                   help="examples to score with held-out instruction wordings (split 'unseen')")
-    e.add_argument("--types", nargs="+", choices=templates.FOCUS_TYPES, default=list(templates.FOCUS_TYPES))
-    e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--max-length", type=int, default=None)
-    e.add_argument("--json", default=None, help="write accuracies and predictions here")
-    e.add_argument("--plot", default=None, help="write a bar plot (PNG) here; needs matplotlib")
-    e.add_argument("--device", default=None, help="e.g. cuda; default: where the model loads")
-
-
-def _fit(args) -> int:
-    from . import focus
-    from .hf import load_local
-
-    try:
-        task = focus.FocusTask.load(args.task)
-        model, tok = load_local(args.model)
-        build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
-                     seed=args.seed)
-        records = focus.build_focus_dataset(args.data, task, **build)
-        val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
-        if args.save_records:
-            focus.save_jsonl(records, args.save_records)
-        lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
-                                  target_modules=tuple(args.target_modules) if args.target_modules else "all-linear")
-        config = focus.FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                                        grad_accum=args.grad_accum, max_length=args.max_length,
-                                        val_fraction=args.val_fraction, eval_every=args.eval_every,
-                                        patience=args.patience or None, seed=args.seed, progress=not args.quiet)
-        result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"steerkit fit: {err}", file=sys.stderr)
-        return 2
-    (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
-    print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
-    return 0
-
-
-def _eval_focus(args) -> int:
-    from . import focus
-    from .hf import load_local
-
-    try:
-        task = focus.FocusTask.load(args.task)
-        model, tok = load_local(args.model, device=args.device)
-        if args.adapter:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, args.adapter).eval()
-        sets = {}
-        for spec in args.test:
-            name, sep, path = spec.partition("=")
-            if not sep or not name or not path:
-                raise ValueError(f"--test: expected NAME=PATH, got {spec!r}")
-            sets[name] = focus.build_focus_dataset(path, task, focus_types=args.types, per_example="all", tokenizer=tok)
-        if args.unseen:
-            sets["unseen"] = focus.build_focus_dataset(args.unseen, task, focus_types=args.types, per_example="all",
-                                                       held_out_wordings=True, tokenizer=tok)
-        report = focus.evaluate(model, tok, sets, batch_size=args.batch_size, max_length=args.max_length,
-                                progress=True)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"steerkit eval-focus: {err}", file=sys.stderr)
-        return 2
-    print(report.table())
-    if args.json:
-        print(f"written to {report.save_json(args.json)}")
-    if args.plot:
-        print(f"plot written to {report.plot(args.plot)}")
-    return 0
 
 
 def _demo_focus(args) -> int:
@@ -279,21 +243,19 @@ def _demo_focus(args) -> int:
 
 
 def _train_mat(args) -> int:
+    from .outputs import check_output_file
+
+    check_output_file(args.output, "--output")
+    device = _device(args)
     from . import mat
     from .hf import load_local
 
-    try:
-        config = _mat_config(args, mat.MATConfig())
-        model, tok = load_local(args.model)
-        if args.device:
-            model = model.to(args.device)
-        acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
-                                       batch_size=args.batch_size, cache_dir=args.cache)
-        print(acts)
-        vecs = mat.train(acts, config)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"steerkit train-mat: {err}", file=sys.stderr)
-        return 2
+    config = _mat_config(args, MATConfig())
+    model, tok = load_local(args.model, device=device)
+    acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
+                                   batch_size=args.batch_size, cache_dir=args.cache)
+    print(acts)
+    vecs = mat.train(acts, config)
     vecs.save(args.output)
     for a, r in mat.gate_report(vecs, acts).items():
         print(f"{a}: mean gate {r['gate_neg']:.3f} on negatives, {r['gate_pos']:.3f} on positives, AUC {r['auc']:.3f}")
@@ -301,10 +263,78 @@ def _train_mat(args) -> int:
     return 0
 
 
+def _fit(args) -> int:
+    from .outputs import check_output_dir, check_output_file
+
+    check_output_dir(args.output, "--output")
+    if args.save_records:
+        check_output_file(args.save_records, "--save-records")
+    config = FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              grad_accum=args.grad_accum, max_length=args.max_length,
+                              val_fraction=args.val_fraction, eval_every=args.eval_every,
+                              patience=args.patience or None, seed=args.seed, progress=not args.quiet,
+                              device=_device(args))
+    config.check()
+    from . import focus
+    from .hf import load_local
+
+    task = focus.FocusTask.load(args.task)
+    model, tok = load_local(args.model)
+    build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
+                 seed=args.seed)
+    records = focus.build_focus_dataset(args.data, task, **build)
+    val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
+    if args.save_records:
+        focus.save_jsonl(records, args.save_records)
+    lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
+                              target_modules=tuple(args.target_modules) if args.target_modules else "all-linear")
+    result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
+    (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
+    print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
+    return 0
+
+
+def _eval_focus(args) -> int:
+    from .outputs import check_output_file
+
+    for option in ("json", "plot"):
+        if getattr(args, option):
+            check_output_file(getattr(args, option), f"--{option}")
+    sets_spec = {}
+    for spec in args.test:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise ValueError(f"--test: expected NAME=PATH, got {spec!r}")
+        sets_spec[name] = path
+    device = _device(args)
+    from . import focus
+    from .hf import load_local
+
+    task = focus.FocusTask.load(args.task)
+    model, tok = load_local(args.model, device=device)
+    if args.adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.adapter).eval()
+    sets = {name: focus.build_focus_dataset(path, task, focus_types=args.types, per_example="all", tokenizer=tok)
+            for name, path in sets_spec.items()}
+    if args.unseen:
+        sets["unseen"] = focus.build_focus_dataset(args.unseen, task, focus_types=args.types, per_example="all",
+                                                   held_out_wordings=True, tokenizer=tok)
+    report = focus.evaluate(model, tok, sets, batch_size=args.batch_size, max_length=args.max_length, progress=True)
+    print(report.table())
+    if args.json:
+        print(f"written to {report.save_json(args.json)}")
+    if args.plot:
+        print(f"plot written to {report.plot(args.plot)}")
+    return 0
+
+
 def _paths(model_dir: str, vectors_path: str) -> list[dict]:
     """Which path each (site, layer) of a vector file takes when it patches this model."""
     from .hf import load_local
-    from .patch import patch
+    from .patching import patch
     from .vectors import SteeringVectors
 
     model, _ = load_local(model_dir)
@@ -314,26 +344,56 @@ def _paths(model_dir: str, vectors_path: str) -> list[dict]:
 
 
 def _generate(args) -> int:
+    device = _device(args)
+    tokens = int(args.tokens) if args.tokens.isdigit() else args.tokens
+    from .steering import check_tokens
+
+    check_tokens(tokens)
     import torch
 
     from .generate import compare
     from .hf import load_local
     from .vectors import SteeringVectors
 
-    try:
-        model, tok = load_local(args.model, device=args.device)
-        vecs = SteeringVectors.load(args.vectors)
-        tokens = int(args.tokens) if args.tokens.isdigit() else args.tokens
-        strength = args.strength[0] if len(args.strength) == 1 else torch.tensor(args.strength)
-        rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens,
-                       max_new_tokens=args.max_new_tokens)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"steerkit generate: {err}", file=sys.stderr)
-        return 2
+    vecs = SteeringVectors.load(args.vectors)
+    model, tok = load_local(args.model, device=device)
+    strength = args.strength[0] if len(args.strength) == 1 else torch.tensor(args.strength)
+    rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens)
     print(f"vectors: {vecs}")
     for prompt, plain, steered in rows:
         print(f"\nprompt:     {prompt}\nunsteered:  {plain}\nsteered:    {steered}")
     return 0
+
+
+# name -> (help, arguments, run)
+COMMANDS = {
+    "info": ("print versions and which backends are built (and why one is missing)", _info_args, _info),
+    "generate": ("print steered next to unsteered continuations of a local model", _generate_args, _generate),
+    "demo": ("the MAT-Steer pipeline end to end on an embedded toy (or your model + data)", _demo_args, _demo),
+    "train-mat": ("learn MAT-Steer vectors for a local model from a JSONL data set", _train_mat_args, _train_mat),
+    "fit": ("focus-tune a local model with LoRA (Focus Instruction Tuning)", _fit_args, _fit),
+    "eval-focus": ("focus accuracy of a model (and adapter) per focus type and test split", _eval_focus_args,
+                   _eval_focus),
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="steerkit", description="Fused kernels for steering and focus tuning")
+    sub = top.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as err:
+        print(f"steerkit {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

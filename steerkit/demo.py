@@ -18,7 +18,7 @@ import torch
 from . import mat
 from .generate import greedy
 from .hf import load_local
-from .patch import steer
+from .patching import steer
 from .toy import corpus
 from .toy.model import ToySettings, cache_dir, toy_model
 

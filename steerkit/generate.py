@@ -5,7 +5,7 @@ import time
 
 import torch
 
-from .patch import steer
+from .patching import steer
 from .vectors import SteeringVectors
 
 

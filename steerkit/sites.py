@@ -10,18 +10,21 @@ Steering (``patch``) and activation collection (``mat.collect_activations``) bot
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-import torch
+if TYPE_CHECKING:  # this module stays importable without torch: the CLI reads SITES from it
+    import torch
 
-from .models import ModelLayout
+    from .models import ModelLayout
+
+SITES = ("attn_heads", "attn_out", "mlp_out", "block_out")
 
 # edit(x) gets the site's activation ([B,T,D], or [B*T,D] where a family flattens) and returns the
 # tensor to use instead, or None to leave it as it is.
-Edit = Callable[[torch.Tensor], Optional[torch.Tensor]]
+Edit = Callable[["torch.Tensor"], Optional["torch.Tensor"]]
 
 
-def register_site_hook(layout: ModelLayout, site: str, layer: int, edit: Edit):
+def register_site_hook(layout: "ModelLayout", site: str, layer: int, edit: Edit):
     """One hook at (site, layer); returns its removable handle. ``prepend=True``: it runs before hooks
     already on the module, e.g. transformers 5's hidden-state recorder on each decoder layer, so
     ``hidden_states[L+1]`` shows the edited residual stream."""

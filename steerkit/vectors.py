@@ -14,7 +14,8 @@ from typing import Iterator, Mapping
 
 import torch
 
-SITES = ("attn_heads", "attn_out", "mlp_out", "block_out")
+from .sites import SITES
+
 GATE_MODES = ("sigmoid", "none")
 FORMAT = "steerkit.vectors"
 FORMAT_VERSION = 1
@@ -62,6 +63,11 @@ def _check_entry(where: str, e: Entry, gate_mode: str) -> int:
             raise ValueError(f"{where}: gate_b must have shape [{k}], got {list(e.gate_b.shape)}")
     elif e.gate_w is not None or e.gate_b is not None:
         raise ValueError(f"{where}: gate mode 'none' takes no gate_w/gate_b")
+    for name in ("gate_w", "gate_b"):
+        t = getattr(e, name)
+        if t is not None and not (isinstance(t, torch.Tensor) and t.dtype.is_floating_point):
+            raise ValueError(f"{where}: {name} must be a floating-point tensor, got "
+                             f"{getattr(t, 'dtype', type(t).__name__)} (steerkit never casts it silently)")
     for name in ("theta", "gate_w", "gate_b"):
         t = getattr(e, name)
         if t is not None and not bool(torch.isfinite(t).all()):
@@ -221,9 +227,20 @@ class SteeringVectors:
         except (KeyError, ValueError) as err:
             raise ValueError(f"{path}: damaged metadata ({err})") from None
         gate_mode = meta.get("gate_mode", "sigmoid")
+        if not isinstance(places, list):
+            raise ValueError(f"{path}: damaged metadata: 'entries' must be a list of [site, layer] pairs, got "
+                             f"{meta['entries']!r}")
         entries = {}
-        for site, layer in places:
-            _check_site(site)
+        for place in places:
+            if not (isinstance(place, list) and len(place) == 2 and isinstance(place[1], int)
+                    and not isinstance(place[1], bool)):
+                raise ValueError(f"{path}: damaged metadata: each of 'entries' must be a [site, layer] pair, got "
+                                 f"{place!r}")
+            site, layer = place
+            try:
+                _check_site(site)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
             prefix = f"{site}.{layer}."
             if prefix + "theta" not in tensors:
                 raise ValueError(f"{path}: {site} layer {layer} is listed but its tensor {prefix}theta is missing")

@@ -76,8 +76,12 @@ def test_demo_cli_on_a_local_model_and_data(toy_cache, tmp_path, capsys):
     (["demo", "--model", "somewhere"], "--model and --data go together"),
     (["train-mat", "--model", "/nonexistent", "--data", "x.jsonl", "--site", "block_out", "--layer", "0", "-o", "o"],
      "no local Hugging Face model"),
-    (["demo", "--epochs", "0"], "epochs must be >= 1"),
+    (["demo", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
 ])
 def test_cli_errors(argv, match, capsys):
-    assert cli.main(argv) == 2
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    assert rc == 2
     assert match in capsys.readouterr().err

@@ -127,7 +127,7 @@ def test_training_is_seeded_and_the_loss_covers_only_the_target(tok):
     assert la and all(torch.equal(la[k], lb[k]) for k in la)
     # the validation loss the Trainer reports is the NLL of the target tokens alone
     from steerkit.focus.encode import encode
-    from steerkit.focus.train import split_validation
+    from steerkit.focus.trainer import split_validation
 
     _, val = split_validation(records, cfg.val_fraction, cfg.seed)
     nll = -sum(focus.score_choices(a.model, tok, [FocusRecord(**(r.to_dict() | {"choices": [r.target]}))])[0][0]

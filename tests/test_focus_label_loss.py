@@ -98,7 +98,7 @@ def test_packed_batches_give_the_padded_loss_and_gradients_where_the_registry_sa
 
 
 def test_forcing_packing_on_a_model_that_cannot_is_an_error():
-    from steerkit.focus.train import _use_packing
+    from steerkit.focus.trainer import _use_packing
 
     with pytest.raises(ValueError, match="packed: .*opt attends across"):
         _use_packing(tiny_model("opt"), True)

@@ -72,7 +72,7 @@ def test_paper_recipe_runs_with_its_own_defaults():
 def test_training_goes_through_the_gated_steer_op(monkeypatch):
     import sys
 
-    train_mod = sys.modules["steerkit.mat.train"]  # the package's `train` attribute is the function
+    train_mod = sys.modules["steerkit.mat.trainer"]
 
     calls = []
     real = train_mod.gated_steer

@@ -56,6 +56,9 @@ class FocusTask:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "FocusTask":
+        if not isinstance(d, Mapping):
+            raise ValueError(f"task: expected a JSON object with instruction, labels, core, spurious, "
+                             f"spurious_labels (and describe), got a {type(d).__name__}")
         missing = [k for k in ("instruction", "labels", "core", "spurious", "spurious_labels") if k not in d]
         if missing:
             raise ValueError(f"task: missing {', '.join(missing)}")
@@ -64,7 +67,16 @@ class FocusTask:
 
     @classmethod
     def load(cls, path: str | Path) -> "FocusTask":
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        """The task from a JSON file; every error names the file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no task file at {path}")
+        try:
+            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err})") from None
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{path}: {err}") from None
 
 
 @dataclass(frozen=True)

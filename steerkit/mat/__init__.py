@@ -1,9 +1,8 @@
 """MAT-Steer: collect activations at a site, the losses, the trainer and gate diagnostics."""
-from . import losses
-from .collect import Activations, collect_activations
-from .data import Example, load_examples
-from .evaluate import auc, gate_report
-from .train import MATConfig, train
+from .._lazy import lazy
 
-__all__ = ["Activations", "collect_activations", "Example", "load_examples", "losses", "MATConfig", "train",
-           "auc", "gate_report"]
+_NAMES = {"Activations": ".collect", "collect_activations": ".collect", "Example": ".data", "load_examples": ".data",
+          "losses": ".losses", "MATConfig": ".config", "train": ".trainer", "auc": ".evaluate",
+          "gate_report": ".evaluate"}
+__getattr__, __dir__ = lazy(__name__, _NAMES)
+__all__ = list(_NAMES)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-VARIANTS = ("paper", "released")
+from .config import VARIANTS
 
 
 def gaussian_kernel(x: torch.Tensor, y: torch.Tensor, sigma: float) -> torch.Tensor:

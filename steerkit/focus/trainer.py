@@ -13,50 +13,12 @@ from pathlib import Path
 
 import torch
 
+from ..devices import resolve_device
+from ..outputs import check_output_dir
+from .config import FocusTrainConfig, LoraSettings
 from .data import FocusRecord, load_records
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import causal_lm, label_only_loss
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: str | tuple[str, ...] = "all-linear"  # PEFT's name for every linear layer but the head
-
-    def peft_config(self):
-        from peft import LoraConfig, TaskType
-
-        if self.r < 1:
-            raise ValueError(f"r: the LoRA rank must be >= 1, got {self.r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
-        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
-                          task_type=TaskType.CAUSAL_LM)
-
-
-@dataclass(frozen=True)
-class FocusTrainConfig:
-    epochs: float = 3.0
-    lr: float = 2e-4
-    batch_size: int = 8
-    grad_accum: int = 1
-    weight_decay: float = 0.0
-    warmup: float = 0.03  # fraction of the steps
-    max_length: int | None = 512
-    val_fraction: float = 0.1  # held out from the training records when no validation set is given
-    eval_every: int | None = None  # steps between validations; None: once per epoch
-    patience: int | None = 3  # validations without improvement before stopping; None: never stop early
-    seed: int = 0
-    progress: bool = True
-    label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
-    fused_lora: bool = True  # steerkit.lora.accelerate on the PEFT LoRA layers it applies to
-    # padding-free batches: None = where attention runs varlen kernels (flash attention), which is where
-    # packing saves compute; with SDPA/eager a block-diagonal mask over the packed row costs more
-    # attention than the padding it removes. True forces it (an error where it is not exact).
-    packed: bool | None = None
 
 
 @dataclass
@@ -150,6 +112,10 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     log are saved there. Returns the PeftModel with its best checkpoint loaded and the log."""
     from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
 
+    config.check()
+    device = resolve_device(config.device, "device")
+    if output_dir is not None:
+        check_output_dir(output_dir, "output_dir")
     records = load_records(records)
     if val is None:
         records, val = split_validation(records, config.val_fraction, config.seed)
@@ -171,7 +137,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
         logging_steps=max(1, min(every, 50)), report_to="none", seed=config.seed, data_seed=config.seed,
         disable_tqdm=not config.progress, remove_unused_columns=False, dataloader_num_workers=0,
-        use_cpu=not torch.cuda.is_available(), prediction_loss_only=True,
+        use_cpu=device == "cpu", prediction_loss_only=True,
     )
     set_seed(config.seed)
     callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []

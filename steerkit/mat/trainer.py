@@ -17,54 +17,12 @@ from dataclasses import asdict, dataclass
 import torch
 
 from .. import __version__
+from ..devices import resolve_device
 from ..ops import gated_steer
 from ..vectors import SteeringVectors
 from .collect import Activations
-from .losses import VARIANTS, LossTerms, mat_loss, mmd
-
-RECIPES = ("scaled", "paper")
-
-
-@dataclass
-class MATConfig:
-    """Defaults are the paper's (λ_pos = λ_sparse = 0.9, λ_ortho = 0.1, Adam lr 1e-3, 100 epochs,
-    16 + 16 per attribute per batch) with the ``scaled`` recipe's data-derived σ and warm starts;
-    ``MATConfig.paper()`` is the paper's recipe unchanged."""
-
-    recipe: str = "scaled"
-    variant: str = "paper"            # loss form: "paper" or "released" (see steerkit.mat.losses)
-    sigma: float | None = None        # None: 2.0 for the paper recipe, the median distance for scaled
-    lambda_pos: float = 0.9
-    lambda_sparse: float = 0.9
-    lambda_ortho: float = 0.1
-    lr: float = 1e-3
-    epochs: int = 100
-    batch_pos: int = 16
-    batch_neg: int = 16
-    steps_per_epoch: int | None = None  # None: one pass over the largest positive or negative set
-    norm_preserve: bool = True
-    seed: int = 0
-    device: str | None = None           # None: CUDA when available, else CPU
-
-    @classmethod
-    def paper(cls, **overrides) -> "MATConfig":
-        return cls(**{"recipe": "paper", "sigma": 2.0, **overrides})
-
-    def check(self) -> None:
-        if self.recipe not in RECIPES:
-            raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        if self.sigma is not None and not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0 or None, got {self.sigma}")
-        for name in ("epochs", "batch_pos", "batch_neg"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be >= 1 or None, got {self.steps_per_epoch}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-
+from .config import RECIPES, MATConfig
+from .losses import LossTerms, mat_loss, mmd
 
 def median_distance(x: torch.Tensor, sample: int = 1024, generator: torch.Generator | None = None) -> float:
     """The median pairwise Euclidean distance over (a sample of) the rows of ``x``."""
@@ -172,7 +130,7 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
 
     cfg = config or MATConfig()
     cfg.check()
-    device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(resolve_device(cfg.device, "device"))
     gen = torch.Generator().manual_seed(cfg.seed)
     attrs = acts.attributes
     pos = [acts.pos[a].float() for a in attrs]

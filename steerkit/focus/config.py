@@ -1,0 +1,66 @@
+"""The settings of focus training, importable without torch (the CLI reads its defaults from them)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: str | tuple[str, ...] = "all-linear"  # PEFT's name for every linear layer but the head
+
+    def peft_config(self):
+        from peft import LoraConfig, TaskType
+
+        if self.r < 1:
+            raise ValueError(f"r: the LoRA rank must be >= 1, got {self.r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
+                          task_type=TaskType.CAUSAL_LM)
+
+
+@dataclass(frozen=True)
+class FocusTrainConfig:
+    epochs: float = 3.0
+    lr: float = 2e-4
+    batch_size: int = 8
+    grad_accum: int = 1
+    weight_decay: float = 0.0
+    warmup: float = 0.03  # fraction of the steps
+    max_length: int | None = 512
+    val_fraction: float = 0.1  # held out from the training records when no validation set is given
+    eval_every: int | None = None  # steps between validations; None: once per epoch
+    patience: int | None = 3  # validations without improvement before stopping; None: never stop early
+    seed: int = 0
+    progress: bool = True
+    label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
+    fused_lora: bool = True  # steerkit.lora.accelerate on the PEFT LoRA layers it applies to
+    # padding-free batches: None = where attention runs varlen kernels (flash attention), which is where
+    # packing saves compute; with SDPA/eager a block-diagonal mask over the packed row costs more
+    # attention than the padding it removes. True forces it (an error where it is not exact).
+    packed: bool | None = None
+    device: str | None = None  # None: CUDA when available, else the CPU
+
+    def check(self) -> None:
+        """Refuses settings that cannot train, before any work is done."""
+        if not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2 or None, got {self.max_length}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise ValueError(f"eval_every must be >= 1 or None, got {self.eval_every}")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")
