@@ -8,8 +8,8 @@ here, once. Nothing outside this module reads an HF keyword or output attribute 
 What a forward call tells us (the ``kwargs`` of a forward pre-hook):
   ``call_cache``       the KV cache under whichever name it came
   ``cache_length``     how many tokens it already holds (its own count, never the call's shape)
-  ``past_length``      the same for a call: from the cache, else ``cache_position``, else 0
-  ``call_mask``        the 2-D attention mask, or None (none means no padding)
+  ``past_length``      the same for a call: mask width, else ``cache_position``, else the cache
+  ``call_mask``        which tokens so far are real (not padding), or None: none are
   ``call_tokens``      input_ids or inputs_embeds, wherever they were passed
 How to call a model: ``cache_kwargs`` (the cache under the name this model's forward takes),
 ``output_cache`` (the cache a forward returned), ``dtype_kwargs`` and ``load_local`` for
@@ -21,6 +21,8 @@ import inspect
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+import torch
 
 # newest name first: transformers 5.24+ calls it ``cache``; 4.54-5.23 ``past_key_values``; the
 # decoder layers of 4.50-4.53 ``past_key_value``
@@ -73,26 +75,39 @@ def cache_length(cache) -> int:
                      "steerkit needs it to find token positions for this token policy")
 
 
-def past_length(kwargs: dict) -> int:
-    """Tokens before this call's: the cache's length, else ``cache_position[0]``, else 0."""
-    cache = call_cache(kwargs)
-    if cache is not None:
-        return cache_length(cache)
+def past_length(kwargs: dict, tokens: int) -> int:
+    """Tokens before the ``tokens`` of this call. From a 2-D attention mask when one is passed (it
+    covers every token so far: the HF convention in every release, and known on the host); else from
+    ``cache_position`` (4.x passes it); else from the cache's own count (5.24+ passes neither an
+    all-ones mask nor cache_position); else 0."""
+    mask = kwargs.get("attention_mask")
+    if mask is not None and mask.dim() == 2:
+        if mask.shape[1] < tokens:
+            raise ValueError(f"attention_mask has {mask.shape[1]} columns for a call of {tokens} tokens: expected "
+                             "one column for every token so far (cached ones included)")
+        return int(mask.shape[1]) - tokens
     pos = kwargs.get("cache_position")
     if pos is not None and pos.numel() > 0:
         return int(pos.reshape(-1)[0])
-    return 0
+    return cache_length(call_cache(kwargs))
 
 
-def call_mask(kwargs: dict):
-    """The 2-D [B, past+T] attention mask of a model call, or None (then nothing is padding)."""
+def call_mask(kwargs: dict, past: int, tokens: int):
+    """The [B, past+tokens] mask of a call (1 = a real token, 0 = padding), or None: nothing is padding.
+    A 4-D mask (Gemma-2's generate() in 4.5x prepares one, as wide as its static cache) is read from
+    its last query row, which sees every earlier real token."""
     mask = kwargs.get("attention_mask")
-    if mask is None:
-        return None
-    if mask.dim() != 2:
-        raise ValueError(f"attention_mask: expected a 2-D [batch, tokens] mask to find token positions, got shape "
-                         f"{list(mask.shape)}")
-    return mask
+    if mask is None or mask.dim() == 2:
+        return mask
+    if mask.dim() != 4:
+        raise ValueError(f"attention_mask: expected a [batch, tokens] or [batch, 1, query, key] mask to find token "
+                         f"positions, got shape {list(mask.shape)}")
+    if mask.shape[-1] < past + tokens:
+        raise ValueError(f"attention_mask: a 4-D mask of {mask.shape[-1]} key columns for {past} cached and "
+                         f"{tokens} new tokens")
+    row = mask[:, 0, -1, :past + tokens]
+    visible = row if row.dtype == torch.bool else (row == 0 if row.is_floating_point() else row != 0)
+    return visible.long()
 
 
 def call_tokens(args: tuple, kwargs: dict):
@@ -160,11 +175,16 @@ def layer_signature(layer) -> LayerSignature:
     params = inspect.signature(type(layer).forward).parameters
     names = [n for n in params if n != "self"]
     positional = tuple(n for n in names[1:] if params[n].kind == params[n].POSITIONAL_OR_KEYWORD)
-    return LayerSignature(positional=positional,
-                          # the layers that return a tuple are the ones that take output_attentions
-                          returns_tuple="output_attentions" in params,
+    return LayerSignature(positional=positional, returns_tuple=_returns_tuple(type(layer)),
                           changes_the_math=tuple(n for n in names if n in CHANGES_THE_MATH),
                           first=names[0] if names else None)
+
+
+def _returns_tuple(cls) -> bool:
+    """The decoder layers that return a tuple (4.50-4.53) are the ones whose forward takes
+    output_attentions; a subclass that hides it behind **kwargs returns what its base returns."""
+    return any("output_attentions" in inspect.signature(c.__dict__["forward"]).parameters
+               for c in cls.__mro__ if callable(c.__dict__.get("forward")))
 
 
 def wants_attentions(kwargs: dict) -> bool:

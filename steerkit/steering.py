@@ -131,19 +131,16 @@ class Steering:
     def observe_call(self, module, args, kwargs) -> None:
         """A forward pre-hook on the model: which of this call's tokens to steer, from absolute
         positions (the count of non-pad tokens before each one). The tokens already seen come from
-        the KV cache's own length (``hf.past_length``), never from the length of this call."""
+        the mask of every token so far, or the KV cache's own length (``hf.past_length``), never from the
+        length of this call."""
         x = hf.call_tokens(args, kwargs)
         if x is None:
             raise ValueError(f"token policy {self.tokens!r} needs input_ids or inputs_embeds to find positions")
         b, t = x.shape[0], x.shape[1]
-        past = hf.past_length(kwargs)
-        mask = hf.call_mask(kwargs)
+        past = hf.past_length(kwargs, t)
+        mask = hf.call_mask(kwargs, past, t)
         if mask is None:  # no mask: nothing is padding
             mask = torch.ones(b, past + t, dtype=torch.long, device=x.device)
-        elif mask.shape[1] != past + t:
-            raise ValueError(f"attention_mask has {mask.shape[1]} columns, but the KV cache holds {past} tokens and "
-                             f"this call {t}: expected {past + t} (the mask of every token so far); steerkit cannot "
-                             f"place token policy {self.tokens!r} otherwise")
         mask = mask.to(torch.long)
         pos = (mask.cumsum(1) - 1)[:, past:]  # [B,T] absolute position of each current token
         real = mask[:, past:] > 0

@@ -26,10 +26,13 @@ def test_the_cache_a_model_returns_is_found_and_measured_and_fed_back(family):
         out = model(PROMPT, use_cache=True)
         cache = hf.output_cache(out)
         assert hf.cache_length(cache) == 4
-        step = model(torch.tensor([[5]]), **hf.cache_kwargs(model, cache)).logits[0, -1]
+        if type(cache).__name__ == "HybridCache":
+            pytest.skip("this release's Gemma-2 sizes the HybridCache of a plain forward to the prompt: it cannot be "
+                        "stepped by hand (generate() sizes it for the whole run)")
+        step = model(torch.tensor([[5]]), **hf.cache_kwargs(model, cache))
         whole = model(torch.cat([PROMPT, torch.tensor([[5]])], 1)).logits[0, -1]
-    assert torch.allclose(step, whole, atol=1e-4)
-    assert hf.cache_length(cache) == 5
+    assert torch.allclose(step.logits[0, -1], whole, atol=1e-4)
+    assert hf.cache_length(hf.output_cache(step)) == 5
 
 
 def test_call_conventions_under_every_name():
@@ -39,16 +42,23 @@ def test_call_conventions_under_every_name():
 
     for name in hf.CACHE_NAMES:
         assert hf.call_cache({name: Cache()}) is not None
-        assert hf.past_length({name: Cache()}) == 7
+        assert hf.past_length({name: Cache()}, 1) == 7
     legacy = ((torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4)),)
-    assert hf.past_length({"past_key_values": legacy}) == 3
-    assert hf.past_length({"cache_position": torch.tensor([9, 10])}) == 9
-    assert hf.past_length({}) == 0
+    assert hf.past_length({"past_key_values": legacy}, 1) == 3
+    assert hf.past_length({"cache_position": torch.tensor([9, 10])}, 2) == 9
+    assert hf.past_length({"attention_mask": torch.ones(1, 6), "cache": Cache()}, 2) == 4  # the mask covers all
+    assert hf.past_length({}, 3) == 0
+    with pytest.raises(ValueError, match="attention_mask has 2 columns for a call of 3 tokens"):
+        hf.past_length({"attention_mask": torch.ones(1, 2)}, 3)
     with pytest.raises(ValueError, match="cannot read how many tokens a object KV cache holds"):
         hf.cache_length(object())
-    assert hf.call_mask({}) is None
-    with pytest.raises(ValueError, match="attention_mask: expected a 2-D"):
-        hf.call_mask({"attention_mask": torch.ones(1, 1, 2, 2)})
+    assert hf.call_mask({}, 0, 2) is None
+    with pytest.raises(ValueError, match="attention_mask: expected a"):
+        hf.call_mask({"attention_mask": torch.ones(1, 2, 2)}, 0, 2)
+    # a 4-D additive mask as wide as a static cache: one pad, 2 cached + 1 new token, 2 empty slots
+    four_d = torch.zeros(1, 1, 1, 5)
+    four_d[..., 0] = four_d[..., 3:] = torch.finfo(torch.float32).min
+    assert hf.call_mask({"attention_mask": four_d}, 2, 1).tolist() == [[0, 1, 1]]
     ids = torch.ones(1, 2, dtype=torch.long)
     assert hf.call_tokens((ids,), {}) is ids and hf.call_tokens((), {"input_ids": ids}) is ids
 

@@ -190,27 +190,49 @@ def test_kv_cached_left_padded_generation_equals_uncached_under_generated(family
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_generated_only_leaves_the_prompt_untouched(family):
+    """Under KV-cached generation: the logits the prompt's prefill gives are bit-identical to unsteered,
+    the logits of every decode step are steered, and the decoded tokens change."""
     model = tiny_model(family)
     vecs = _vectors(model, SITES, gated=False)
     base = _logits(model)
 
-    def prompt_then_one_step(**mask):
+    def run():
         with torch.no_grad():
-            out = model(PROMPTS, use_cache=True)
-            return out.logits, model(torch.tensor([[4], [4]]), **hf.cache_kwargs(model, hf.output_cache(out)),
-                                     **mask).logits
+            out = model.generate(PROMPTS, attention_mask=torch.ones_like(PROMPTS), max_new_tokens=4,
+                                 min_new_tokens=4, do_sample=False, pad_token_id=0, output_logits=True,
+                                 return_dict_in_generate=True)
+        return out.sequences, out.logits  # logits[0] from the prefill, logits[i > 0] from decode steps
 
-    plain_prompt, plain_step = prompt_then_one_step()
+    plain, plain_logits = run()
     with steerkit.steer(model, vecs, strength=5.0, tokens="generated"):
         assert torch.equal(_logits(model), base), "a prefill is all prompt"
-        for mask in ({}, {"attention_mask": torch.ones(2, 6, dtype=torch.long)}):  # with and without a mask
-            prompt, step = prompt_then_one_step(**mask)
-            assert torch.equal(prompt, plain_prompt), "the prompt's logits are untouched"
-            assert not torch.allclose(step, plain_step, atol=1e-4), "the generated token is steered"
-        steered = _generate(model, PROMPTS)
-    plain = _generate(model, PROMPTS)
-    assert torch.equal(steered[:, :PROMPTS.shape[1]], plain[:, :PROMPTS.shape[1]])
+        steered, logits = run()
+    assert torch.equal(logits[0], plain_logits[0]), "the prompt's logits are untouched"
+    assert all(not torch.allclose(a, b, atol=1e-4) for a, b in zip(logits[1:], plain_logits[1:])), \
+        "every generated token is steered"
     assert not torch.equal(steered, plain), "generated tokens change"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_decode_step_without_a_mask_is_placed_by_the_cache(family):
+    """A call with a cache and no attention mask (what generate() sends from transformers 5.24 when nothing
+    is padded): its token is after the prompt, so 'generated' steers it."""
+    model = tiny_model(family)
+    vecs = _vectors(model, SITES, gated=False)
+
+    def step():
+        with torch.no_grad():
+            out = model(PROMPTS, use_cache=True)
+            cache = hf.output_cache(out)
+            if type(cache).__name__ == "HybridCache":
+                pytest.skip("this release's Gemma-2 sizes the HybridCache of a plain forward to the prompt")
+            return out.logits, model(torch.tensor([[4], [4]]), **hf.cache_kwargs(model, cache)).logits
+
+    plain_prompt, plain_step = step()
+    with steerkit.steer(model, vecs, strength=5.0, tokens="generated"):
+        prompt, steered_step = step()
+    assert torch.equal(prompt, plain_prompt)
+    assert not torch.allclose(steered_step, plain_step, atol=1e-4)
 
 
 def test_position_policy_is_padding_independent():
