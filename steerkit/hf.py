@@ -160,6 +160,16 @@ def load_local(path: str | Path, dtype=None, device: str | None = None):
     return model.eval(), tok
 
 
+def reads_packed_sequences() -> bool:
+    """Whether this release finds packed sequences from restarting position_ids (no mask), so a
+    padding-free batch attends within each sequence (transformers 4.53+)."""
+    try:
+        import transformers.masking_utils as mu
+    except ImportError:
+        return False
+    return hasattr(mu, "find_packed_sequence_indices")
+
+
 # -- decoder layers --------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LayerSignature:

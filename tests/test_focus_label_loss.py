@@ -3,7 +3,7 @@ the registry (tied and untied heads), and one focus-training run with the accele
 import pytest
 import torch
 
-from steerkit import focus
+from steerkit import focus, hf
 from steerkit.focus.loss import label_only_loss
 from tiny_models import FAMILIES, tiny_model
 
@@ -60,7 +60,8 @@ def test_training_with_and_without_the_accelerations_agrees():
     runs = []
     for on in (True, False):
         cfg = focus.FocusTrainConfig(epochs=1, lr=1e-3, batch_size=8, progress=False, patience=None,
-                                     max_length=None, label_only_loss=on, fused_lora=on, packed=on)
+                                     max_length=None, label_only_loss=on, fused_lora=on,
+                                     packed=on and hf.reads_packed_sequences())
         runs.append(focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg))
     fast, plain = runs
     assert fast.best_val_loss == pytest.approx(plain.best_val_loss, rel=1e-4)
@@ -83,6 +84,9 @@ def test_packed_batches_give_the_padded_loss_and_gradients_where_the_registry_sa
     from steerkit.focus.encode import pack_batch, packing_problem, pad_batch
     from steerkit.models import REGISTRY
 
+    if not hf.reads_packed_sequences():
+        pytest.skip(f"transformers {hf.transformers_version()} does not read packed sequences (4.53+); steerkit "
+                    "refuses packed=True there")
     model = tiny_model(family)
     rows = _rows(FAMILIES.index(family))
     params = [p for p in model.parameters() if p.requires_grad]
@@ -100,6 +104,10 @@ def test_packed_batches_give_the_padded_loss_and_gradients_where_the_registry_sa
 def test_forcing_packing_on_a_model_that_cannot_is_an_error():
     from steerkit.focus.trainer import _use_packing
 
+    if not hf.reads_packed_sequences():
+        with pytest.raises(ValueError, match="packed: .*does not read packed sequences"):
+            _use_packing(tiny_model("llama"), True)
+        return
     with pytest.raises(ValueError, match="packed: .*opt attends across"):
         _use_packing(tiny_model("opt"), True)
     assert _use_packing(tiny_model("llama"), True) and not _use_packing(tiny_model("llama"), None)

@@ -64,14 +64,10 @@ def pack_batch(rows: list[tuple[list[int], list[int]]]):
 
 def packing_problem(model) -> str | None:
     """None when ``model`` computes packed sequences exactly as separate ones, else why not."""
-    from .. import models
+    from .. import hf, models
     from .loss import causal_lm
 
-    try:
-        import transformers.masking_utils as mu
-    except ImportError:
-        mu = None
-    if mu is None or not hasattr(mu, "find_packed_sequence_indices"):
+    if not hf.reads_packed_sequences():
         return "this transformers version does not read packed sequences from position_ids"
     config = causal_lm(model).config
     spec = models.REGISTRY.get(getattr(config, "model_type", None))
