@@ -65,10 +65,13 @@ def build_tokenizer(source: ToyCorpus = REVIEWS):
 
 
 def _key(s: ToySettings, source: ToyCorpus) -> str:
-    import transformers
+    from importlib import metadata
 
+    # the libraries whose numerics shape the trained toy: a toy cached under another release is retrained,
+    # never silently reused (the same seed gave a different toy under transformers 5.23 and 5.24)
+    libs = {name: metadata.version(name) for name in ("torch", "transformers")}
     spec = dict(settings=asdict(s), vocab=source.vocabulary(), sample=source.texts(64, s.seed),
-                split=source.split_punctuation, transformers=transformers.__version__.split(".")[0], version=1)
+                split=source.split_punctuation, libraries=libs, version=1)
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:12]
 
 
