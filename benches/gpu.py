@@ -40,6 +40,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import steerkit  # noqa: E402
+from steerkit import hf  # noqa: E402
 from steerkit import SteeringVectors  # noqa: E402
 from steerkit.ops import gated_steer, steer_add_rmsnorm, steer_linear  # noqa: E402
 from steerkit.ops.steer_linear import fold  # noqa: E402
@@ -192,24 +193,13 @@ class HookSteer:
 
 # -- decoding and prefill ------------------------------------------------------------------------------
 
-def static_cache(model, batch: int, length: int):
-    from transformers import StaticCache
-
-    try:
-        return StaticCache(config=model.config, max_cache_len=length)
-    except TypeError:  # transformers 4.x signature
-        p = next(model.parameters())
-        return StaticCache(config=model.config, max_batch_size=batch, max_cache_len=length, device=p.device,
-                           dtype=p.dtype)
-
-
 class Decoder:
     """Greedy decoding with a static KV cache: an eager prefill, then one-token steps, eager or compiled."""
 
     def __init__(self, model, batch, prompt, new_tokens, mode, compile_backend):
         self.model, self.batch, self.prompt, self.new = model, batch, prompt, new_tokens
         self.device = next(model.parameters()).device
-        self.cache = static_cache(model, batch, prompt + new_tokens)
+        self.cache = hf.static_cache(model, batch, prompt + new_tokens)
         g = torch.Generator().manual_seed(batch)
         self.ids = torch.randint(3, model.config.vocab_size, (batch, prompt), generator=g).to(self.device)
         self.compiled = mode == "compiled"
@@ -223,14 +213,15 @@ class Decoder:
         self.step = step
 
     def _step(self, tok, pos):
-        return self.model(input_ids=tok, past_key_values=self.cache, cache_position=pos, use_cache=True).logits
+        return self.model(input_ids=tok, **hf.step_kwargs(self.model, self.cache, pos), use_cache=True).logits
 
     def run(self) -> tuple[torch.Tensor, float]:
         """(the first decoded step's logits, seconds for the new tokens after the prefill)."""
         self.cache.reset()
         with torch.no_grad():
-            logits = self.model(input_ids=self.ids, past_key_values=self.cache, use_cache=True,
-                                cache_position=torch.arange(self.prompt, device=self.device)).logits
+            logits = self.model(input_ids=self.ids, use_cache=True,
+                                **hf.step_kwargs(self.model, self.cache, torch.arange(self.prompt, device=self.device))
+                                ).logits
             tok = logits[:, -1:].argmax(-1)
             first = None
             sync(self.device.type)

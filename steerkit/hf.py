@@ -12,6 +12,7 @@ What a forward call tells us (the ``kwargs`` of a forward pre-hook):
   ``call_mask``        which tokens so far are real (not padding), or None: none are
   ``call_tokens``      input_ids or inputs_embeds, wherever they were passed
 How to call a model: ``cache_kwargs`` (the cache under the name this model's forward takes),
+``step_kwargs`` (that, plus ``cache_position`` where the release takes it),
 ``output_cache`` (the cache a forward returned), ``dtype_kwargs`` and ``load_local`` for
 ``from_pretrained``. Decoder-layer forwards: ``layer_signature``.
 """
@@ -128,6 +129,28 @@ def cache_kwargs(model, cache) -> dict:
         if name in params:
             return {name: cache}
     raise ValueError(f"{type(model).__name__}.forward takes no KV cache argument ({', '.join(CACHE_NAMES)})")
+
+
+def step_kwargs(model, cache, positions) -> dict:
+    """Keywords for a forward call that continues ``cache`` at absolute ``positions`` ([T] tensor): the
+    cache under the model's name for it, plus ``cache_position`` where the release takes one (4.x;
+    from 5.24 a static cache keeps its own position on the device)."""
+    kwargs = cache_kwargs(model, cache)
+    if "cache_position" in _forward_params(model):
+        kwargs["cache_position"] = positions
+    return kwargs
+
+
+def static_cache(model, batch: int, length: int):
+    """A static KV cache of ``length`` tokens for ``batch`` sequences (its constructor's keywords moved in 5.x)."""
+    from transformers import StaticCache
+
+    try:
+        return StaticCache(config=model.config, max_cache_len=length)
+    except TypeError:  # the 4.x signature
+        p = next(model.parameters())
+        return StaticCache(config=model.config, max_batch_size=batch, max_cache_len=length, device=p.device,
+                           dtype=p.dtype)
 
 
 def output_cache(output):

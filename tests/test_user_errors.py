@@ -140,3 +140,8 @@ def test_help_and_argument_errors_import_neither_torch_nor_transformers():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "argument --epochs" in out.stderr
+
+
+def test_python_dash_m_is_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "steerkit", "demo", "--prompts", "0"], capture_output=True, text=True)
+    assert out.returncode == 2 and "argument --prompts: expected an integer >= 1, got 0" in out.stderr
