@@ -124,10 +124,12 @@ def _forward_params(model) -> set[str]:
 
 def cache_kwargs(model, cache) -> dict:
     """``{name: cache}`` under the name ``model.forward`` takes the cache by."""
-    params = _forward_params(model)
+    params = inspect.signature(type(model).forward).parameters
     for name in CACHE_NAMES:
         if name in params:
             return {name: cache}
+    if any(p.kind == p.VAR_KEYWORD for p in params.values()):  # a wrapper (PEFT) passing **kwargs on
+        return {"cache" if transformers_version() >= (5, 24) else "past_key_values": cache}
     raise ValueError(f"{type(model).__name__}.forward takes no KV cache argument ({', '.join(CACHE_NAMES)})")
 
 

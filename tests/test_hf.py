@@ -85,3 +85,13 @@ def test_layer_signature_of_every_fused_family(family):
     sig = hf.layer_signature(layout.layers[0])
     assert sig.first == "hidden_states" and sig.changes_the_math == ()
     assert sig.returns_tuple == (hf.transformers_version() < (4, 54))
+
+
+def test_the_cache_goes_through_a_peft_wrapper():
+    peft = pytest.importorskip("peft")
+    model = peft.get_peft_model(tiny_model("llama"), peft.LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        out = model(input_ids=PROMPT, use_cache=True)
+        step = model(input_ids=torch.tensor([[5]]), **hf.cache_kwargs(model, hf.output_cache(out)))
+        whole = model(input_ids=torch.cat([PROMPT, torch.tensor([[5]])], 1)).logits[0, -1]
+    assert torch.allclose(step.logits[0, -1], whole, atol=1e-4)
