@@ -13,16 +13,16 @@ def resolve_device(device: str | None, arg: str = "device") -> str:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"{arg}: {device!r} is not a device (expected e.g. cpu, cuda, cuda:1)") from None
+    if dev.type == "meta":
+        raise ValueError(f"{arg}: the meta device holds no values; use cpu or cuda")
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"{arg}: {device!r} asked for, but this machine has no usable CUDA device "
                              f"(torch {torch.__version__}, torch.cuda.is_available() is False)")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise ValueError(f"{arg}: {device!r}, but this machine has {torch.cuda.device_count()} CUDA device(s)")
-    elif dev.type not in ("cpu", "meta"):
+    elif dev.type != "cpu":
         backend = getattr(torch, dev.type, None)
         if backend is None or not callable(getattr(backend, "is_available", None)) or not backend.is_available():
             raise ValueError(f"{arg}: {device!r} is not available on this machine")
-    if dev.type == "meta":
-        raise ValueError(f"{arg}: the meta device holds no values; use cpu or cuda")
     return str(dev)

@@ -118,13 +118,14 @@ def call_tokens(args: tuple, kwargs: dict):
 
 
 # -- how to call a model ---------------------------------------------------------------------------
-def _forward_params(model) -> set[str]:
-    return set(inspect.signature(type(model).forward).parameters)
+def _forward_params(model):
+    """The parameters of ``model.forward`` (name -> inspect.Parameter)."""
+    return inspect.signature(type(model).forward).parameters
 
 
 def cache_kwargs(model, cache) -> dict:
     """``{name: cache}`` under the name ``model.forward`` takes the cache by."""
-    params = inspect.signature(type(model).forward).parameters
+    params = _forward_params(model)
     for name in CACHE_NAMES:
         if name in params:
             return {name: cache}

@@ -1,7 +1,7 @@
 """What every steering path applies, as one object: the vectors cast to each layer's device and dtype,
 the strength, and which tokens of the current call to steer.
 
-``patch.Handle`` owns the lifecycle (install, remove); the hooks and the fast paths in
+``patching.Handle`` owns the lifecycle (install, remove); the hooks and the fast paths in
 ``steerkit.fastpath`` read from a ``Steering`` through its public methods only.
 """
 from __future__ import annotations
