@@ -20,13 +20,14 @@ from .sites import SITES
 
 
 # -- argument types: a bad value is an argparse error (usage, exit 2) naming the option -----------------
-def _number(kind, low: float, strict: bool, what: str):
+def _number(kind, low: float, strict: bool, what: str, below: float = float("inf")):
+    """An argparse type: ``kind`` in [low, below) (low excluded when ``strict``), finite."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low or (strict and value == low) or value != value:
+        if not (low <= value < below) or (strict and value == low):  # NaN fails the first test
             raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
         return value
     parse.__name__ = what
@@ -35,7 +36,7 @@ def _number(kind, low: float, strict: bool, what: str):
 
 positive_int = _number(int, 1, False, "an integer >= 1")
 positive_float = _number(float, 0.0, True, "a number > 0")
-fraction = _number(float, 0.0, False, "a fraction in [0, 1)")
+fraction = _number(float, 0.0, False, "a fraction in [0, 1)", below=1.0)
 
 
 # -- the subcommands' arguments ---------------------------------------------------------------------------

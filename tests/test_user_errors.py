@@ -81,6 +81,10 @@ def test_outputs_into_a_missing_folder_are_refused_before_any_work(tmp_path, cap
     (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--epochs", "0"], "--epochs"),
     (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--lr", "0"], "--lr"),
     (["train-mat", "--model", "m", "--data", "d", "--site", "block_out", "--layer", "-1", "-o", "x"], "--layer"),
+    (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--val-fraction", "1.5"], "--val-fraction"),
+    (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--dropout", "1"], "--dropout"),
+    (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--lr", "inf"], "--lr"),
+    (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--lr", "nan"], "--lr"),
 ])
 def test_numbers_out_of_range_are_argument_errors(argv, option, capsys):
     rc, err = _run(argv, capsys)
