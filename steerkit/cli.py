@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from .focus.config import FocusTrainConfig, LoraSettings
 from .focus.templates import FOCUS_TYPES
-from .mat.config import RECIPES, VARIANTS, MATConfig
+from .mat.config import MMD_EDITS, RECIPES, VARIANTS, MATConfig
 from .sites import SITES
 
 
@@ -61,6 +62,8 @@ def _mat_args(p, defaults: bool) -> None:
     p.add_argument("--epochs", type=positive_int, default=d(c.epochs), help=f"default {c.epochs}")
     p.add_argument("--lr", type=positive_float, default=d(c.lr), help=f"default {c.lr}")
     p.add_argument("--sigma", type=positive_float, default=None, help="MMD kernel width (default: from the recipe)")
+    p.add_argument("--mmd-edit", choices=MMD_EDITS, default=None,
+                   help="vectors that edit an attribute's negatives in its MMD: own or all (default: from the recipe)")
     p.add_argument("--no-norm-preserve", action="store_true", help="do not rescale edited activations to their norm")
     p.add_argument("--seed", type=int, default=c.seed)
 
@@ -87,15 +90,18 @@ def _demo_args(p) -> None:
     p.add_argument("--model", default=None, help="a local HF checkpoint folder instead of the toy (with --data)")
     p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} (with --model)")
     _site_args(p, required=False)
-    p.add_argument("--quick", action="store_true", help="a shorter MAT-Steer training (what the tests run)")
-    p.add_argument("--prompts", type=positive_int, default=64, help="held-out prompts to generate from")
+    p.add_argument("--quick", action="store_true", help="MAT-Steer: 32 prompts (what CI runs); FIT: shorter training")
+    p.add_argument("--prompts", type=positive_int, default=None, help="held-out prompts to generate from (default 64)")
     p.add_argument("--max-new-tokens", type=positive_int, default=16)
-    p.add_argument("--strength", type=float, default=1.0, help="strength of the attribute steered toward")
+    p.add_argument("--strength", type=float, default=2.0, help="strength of the attribute steered toward")
     p.add_argument("--retrain", action="store_true", help="retrain the toy model even if it is cached")
     _mat_args(p, defaults=False)
     p.add_argument("--save-vectors", default=None, help="also write the learned vectors here")
     p.add_argument("--focus", action="store_true",
                    help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
+    p.add_argument("--toy-seed", type=int, nargs="+", default=None, metavar="N",
+                   help="train (once, then cached) the toy from these seeds (default: 0); with several, one row "
+                        "per seed and the rate of seeds that meet the targets")
     p.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
                    help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
                         "one summary row per base and the rates over them")
@@ -187,19 +193,34 @@ def _demo(args) -> int:
     if args.focus:
         return _demo_focus(args)
     if args.base_seed is not None:
-        raise ValueError("--base-seed goes with --focus (the MAT-Steer demo's toy has no such choice)")
+        raise ValueError("--base-seed goes with --focus (the MAT-Steer demo's toy takes --toy-seed)")
+    if args.toy_seed is not None and args.model is not None:
+        raise ValueError("--toy-seed goes with the embedded toy, not with --model")
+    if args.toy_seed is not None and len(args.toy_seed) > 1 and args.save_vectors:
+        raise ValueError("--save-vectors takes one toy seed (several were given to --toy-seed)")
     from .outputs import check_output_file
 
     if args.save_vectors:
         check_output_file(args.save_vectors, "--save-vectors")
     from . import demo, mat
 
-    explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma")) \
+    explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma", "mmd_edit")) \
         or args.no_norm_preserve
     config = _mat_config(args, mat.MATConfig(seed=args.seed)) if explicit else None
-    report = demo.run(model_path=args.model, data=args.data, site=args.site, layer=args.layer, quick=args.quick,
-                      prompts=args.prompts, max_new_tokens=args.max_new_tokens, config=config,
-                      strength=args.strength, seed=args.seed, retrain=args.retrain)
+    options = dict(site=args.site, layer=args.layer, quick=args.quick, prompts=args.prompts,
+                   max_new_tokens=args.max_new_tokens, config=config, strength=args.strength, seed=args.seed,
+                   retrain=args.retrain)
+    if args.toy_seed is not None and len(args.toy_seed) > 1:
+        t0 = time.perf_counter()
+        reports = demo.run_seeds(args.toy_seed, **options)
+        print()
+        print(f"MAT-Steer at {demo.TOY_SITE} layer {demo.TOY_LAYER}, per toy seed; greedy continuations of "
+              f"{args.prompts or (32 if args.quick else 64)} held-out prompts; points are changes of each rate from "
+              "unsteered")
+        print(demo.seeds_table(reports))
+        print(f"took {time.perf_counter() - t0:.0f} s")
+        return 0
+    report = demo.run(model_path=args.model, data=args.data, toy_seed=(args.toy_seed or [0])[0], **options)
     print()
     print(f"MAT-Steer at {report.site} layer {report.layer}; greedy continuations of "
           f"{len(report.samples['unsteered'])} held-out prompts, unsteered and steered toward each attribute")
@@ -216,7 +237,7 @@ def _demo(args) -> int:
 def _mat_config(args, base):
     from dataclasses import replace
 
-    changes = {k: getattr(args, k) for k in ("recipe", "variant", "epochs", "lr", "sigma", "seed")
+    changes = {k: getattr(args, k) for k in ("recipe", "variant", "epochs", "lr", "sigma", "mmd_edit", "seed")
                if getattr(args, k, None) is not None}
     if getattr(args, "device", None):
         changes["device"] = args.device

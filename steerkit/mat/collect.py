@@ -131,6 +131,16 @@ def collect_activations(model: nn.Module, tokenizer, examples, site: str = "attn
     return acts
 
 
+def text_activations(model: nn.Module, tokenizer, texts: list[str], site: str, layer: int, batch_size: int = 16,
+                     max_length: int = 256, arch: models.ArchSpec | None = None) -> dict[str, torch.Tensor]:
+    """{text: [tokens, D]}: every token's activation at (site, layer), one row per token of
+    ``tokenizer(text)["input_ids"]`` in order (for diagnostics that need to know which token is which)."""
+    if site not in SITES:
+        raise ValueError(f"unknown site {site!r}; expected one of {', '.join(SITES)}")
+    layout = models.resolve(model, arch)
+    return _capture(model, tokenizer, layout, site, layer, sorted(set(texts)), "all", batch_size, max_length, False)
+
+
 def _capture(model, tokenizer, layout, site, layer, texts, tokens, batch_size, max_length, progress):
     """{text: [tokens, D] float32 CPU activations}; texts are padded by hand on the right (the
     attention mask excludes the padding), so the tokenizer is never modified."""

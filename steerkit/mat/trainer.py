@@ -154,6 +154,11 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
     opt = torch.optim.Adam(groups, lr=cfg.lr)
     steps = cfg.steps_per_epoch or max(-(-max(len(p), len(n)) // b) for p, n in zip(pos, neg)
                                        for b in (cfg.batch_pos, cfg.batch_neg))
+    # which vectors edit attribute t's negatives in its MMD term: all of them (the paper's f), or t's
+    # alone, as one [rows, K] strength: one-hot rows per attribute's block of the batch
+    k = len(attrs)
+    edit_strength = (1.0 if cfg.resolved_mmd_edit() == "all" else
+                     torch.eye(k, device=device).repeat_interleave(cfg.batch_neg, dim=0))
     history = history if history is not None else []
     bar = tqdm(range(cfg.epochs), desc="MAT-Steer", disable=not progress, unit="epoch")
     for _ in bar:
@@ -164,7 +169,7 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
             bp = [p[i[s].to(device)] for p, i in zip(pos, idx_p)]
             bn = [n[i[s].to(device)] for n, i in zip(neg, idx_n)]
             # one op call edits every attribute's negatives, one more gives the positives' gates
-            edited, g_neg = gated_steer(torch.cat(bn), theta, gate_w, gate_b, 1.0,
+            edited, g_neg = gated_steer(torch.cat(bn), theta, gate_w, gate_b, edit_strength,
                                         norm_preserve=cfg.norm_preserve, return_gates=True)
             _, g_pos = gated_steer(torch.cat(bp), theta, gate_w, gate_b, 1.0, return_gates=True)
             terms = mat_loss(bp, list(edited.split(cfg.batch_neg)), list(g_pos.split(cfg.batch_pos)),
@@ -180,7 +185,7 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
 
     provenance = dict(acts.provenance)
     provenance.update(method="mat-steer", site=acts.site, layer=acts.layer, tokens=acts.tokens,
-                      config=asdict(cfg), sigma=sigma, final_loss=history[-1], steerkit=__version__)
+                      config=asdict(cfg), sigma=sigma, mmd_edit=cfg.resolved_mmd_edit(), final_loss=history[-1], steerkit=__version__)
     return SteeringVectors.from_tensors(theta.detach().cpu(), acts.site, acts.layer, gate_w=gate_w.detach().cpu(),
                                         gate_b=gate_b.detach().cpu(), attributes=list(attrs),
                                         norm_preserve=cfg.norm_preserve, provenance=provenance)

@@ -26,8 +26,9 @@ PREFIX = "review :"
 
 
 def clause(rng: random.Random, positive: bool, formal: bool) -> str:
-    adj = rng.choice(WORDS[("sentiment", positive)])
-    return f"the {rng.choice(SUBJECTS)} was {rng.choice(INTENSIFIERS[formal])} {adj} {rng.choice(TAGS[formal])} ."
+    first, second = rng.sample(WORDS[("sentiment", positive)], 2)
+    return (f"the {rng.choice(SUBJECTS)} was {rng.choice(INTENSIFIERS[formal])} {first} and {second} "
+            f"{rng.choice(TAGS[formal])} .")
 
 
 def review(rng: random.Random, positive: bool, formal: bool, clauses: int = 3) -> str:
@@ -46,7 +47,7 @@ def texts(n: int, seed: int = 0) -> list[tuple[str, bool, bool]]:
 
 
 def vocabulary() -> list[str]:
-    words = [PREFIX.split()[0], ":", "the", "was", "."] + SUBJECTS
+    words = [PREFIX.split()[0], ":", "the", "was", "and", "."] + SUBJECTS
     for ws in WORDS.values():
         words += ws
     return words
