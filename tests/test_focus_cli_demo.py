@@ -100,8 +100,6 @@ def test_focus_demo_fit_follows_the_instruction_where_the_colour_disagrees(demo_
     assert "all types" in demo_report.table()
 
 
-@pytest.mark.xfail(reason="issue 17 (open): FIT's focus(S) on the flipped split depends on the toy instance; a clean "
-                          "install of transformers 5.24 gave 0.70 on the quick run (and 4.51.3 gave 0.70)", strict=False)
 def test_focus_demo_fit_follows_focus_s_against_the_colour(demo_report):
     fit = demo_report.fit.accuracy
     assert fit["flipped"]["focus_s"] >= 0.9, fit["flipped"]
