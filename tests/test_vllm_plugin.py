@@ -19,6 +19,7 @@ vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (CI runs t
 
 import steerkit as sk  # noqa: E402
 from steerkit.toy.model import build_tokenizer  # noqa: E402
+from steerkit.vectors import Entry  # noqa: E402
 
 HERE = Path(__file__).parent
 SITES = ("block_out", "attn_heads", "attn_out", "mlp_out")
@@ -51,8 +52,8 @@ def world(tmp_path_factory):
             torch.randn(2, 128, generator=g) * 1.5, site=site, layer=1, gate_w=torch.randn(2, 128, generator=g) * 0.1,
             gate_b=torch.randn(2, generator=g), attributes=["a", "b"])
     # ungated, norm-preserving, K=3, at two places: one launch per flag at block_out 0
-    sets["plain"] = sk.SteeringVectors({("block_out", 0): sk.vectors.Entry(torch.randn(3, 128, generator=g) * 2.0),
-                                        ("mlp_out", 2): sk.vectors.Entry(torch.randn(3, 128, generator=g))},
+    sets["plain"] = sk.SteeringVectors({("block_out", 0): Entry(torch.randn(3, 128, generator=g) * 2.0),
+                                        ("mlp_out", 2): Entry(torch.randn(3, 128, generator=g))},
                                        attributes=["x", "y", "z"], gate_mode="none", norm_preserve=True)
     paths = {}
     for name, v in sets.items():

@@ -50,20 +50,27 @@ def install() -> None:
     except ImportError:  # a GPU build without the CPU runner
         pass
     targets = [(cls, "load_model") for cls in runner_classes if "load_model" in vars(cls)]
+    try:  # the V2 runner: refused at start when steering sets are configured, never silently unsteered
+        from vllm.v1.worker.gpu import model_runner as v2
+        targets.append((v2.GPUModelRunner, "refuse_v2"))
+    except ImportError:
+        pass
     targets += [(gpu_model_runner.GPUModelRunner, "_prepare_inputs"),
                 (input_processor.InputProcessor, "_validate_params"),
                 (kv_cache_utils, "generate_block_hash_extra_keys")]
-    missing = [f"{getattr(o, '__name__', o)}.{name}" for o, name in targets if not hasattr(o, name)]
+    missing = [f"{getattr(o, '__name__', o)}.{name}" for o, name in targets
+               if not hasattr(o, "load_model" if name == "refuse_v2" else name)]
     if missing:
         raise RuntimeError(f"steerkit's vLLM plugin does not know this vLLM: {', '.join(missing)} moved; "
                            "it supports vLLM 0.32")
     for owner, name in targets:
-        original = getattr(owner, name)
+        attr = "load_model" if name == "refuse_v2" else name
+        original = getattr(owner, attr)
         if getattr(original, "_steerkit", False):
             continue
         wrapper = _WRAPPERS[name](original)
         wrapper._steerkit = True
-        setattr(owner, name, wrapper)
+        setattr(owner, attr, wrapper)
 
 
 # -- worker side ----------------------------------------------------------------------------------------
@@ -78,14 +85,22 @@ def _wrap_load_model(original):
     return load_model
 
 
+V2_REFUSAL = "steerkit's vLLM plugin supports the V1 model runner; set VLLM_USE_V2_MODEL_RUNNER=0"
+
+
+def _wrap_refuse_v2(original):
+    @functools.wraps(original)
+    def load_model(self, *args, **kwargs):
+        if PluginConfig.from_additional(self.vllm_config.additional_config) is not None:
+            raise RuntimeError(V2_REFUSAL)
+        return original(self, *args, **kwargs)
+    return load_model
+
+
 def _attach(runner, config: PluginConfig):
-    from ..vectors import SteeringVectors
     from . import model_hooks
     from .bank import SteeringBank
 
-    if type(runner).__module__.startswith("vllm.v1.worker.gpu.") or getattr(runner.vllm_config,
-                                                                           "use_v2_model_runner", False):
-        raise RuntimeError("steerkit's vLLM plugin supports the V1 model runner; set VLLM_USE_V2_MODEL_RUNNER=0")
     model = runner.get_model()
     arch = type(model).__name__
     if arch not in ARCHS:
@@ -193,6 +208,8 @@ def _wrap_validate_params(original):
         extra = getattr(params, "extra_args", None)
         if has_steering(extra):
             import json
+            if getattr(self.vllm_config, "use_v2_model_runner", False):
+                raise _validation_error(V2_REFUSAL)
             additional = self.vllm_config.additional_config
             cfg = additional.get(CONFIG_KEY) if isinstance(additional, dict) else None
             try:
@@ -232,6 +249,6 @@ def _cache_key(extra: dict) -> str:
     return parse_request(extra, {extra.get("steerkit_vectors"): k}).cache_key()
 
 
-_WRAPPERS = {"load_model": _wrap_load_model, "_prepare_inputs": _wrap_prepare_inputs,
+_WRAPPERS = {"load_model": _wrap_load_model, "refuse_v2": _wrap_refuse_v2, "_prepare_inputs": _wrap_prepare_inputs,
              "_validate_params": _wrap_validate_params,
              "generate_block_hash_extra_keys": _wrap_block_hash_extra_keys}
