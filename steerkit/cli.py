@@ -107,10 +107,25 @@ def _demo_args(p) -> None:
                         "one summary row per base and the rates over them")
 
 
-def _train_mat_args(p) -> None:
+def _collect_args(p) -> None:
     p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
     p.add_argument("--data", required=True, help="JSONL, one {text, attribute, label: positive|negative} per line")
     _site_args(p, required=True)
+    p.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to keep")
+    p.add_argument("--out", required=True, help="folder for the shards and index.json (a rerun resumes there)")
+    p.add_argument("--shard-tokens", type=positive_int, default=65536, help="rows per shard (memory holds one)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="texts per forward pass")
+    p.add_argument("--max-length", type=positive_int, default=256, help="tokens kept per text")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _device_arg(p)
+
+
+def _train_mat_args(p) -> None:
+    p.add_argument("--model", default=None, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--data", default=None, help="JSONL, one {text, attribute, label: positive|negative} per line")
+    p.add_argument("--acts", default=None, help="instead of --model/--data/--site/--layer: a folder written by "
+                   "`steerkit collect`, read one shard at a time")
+    _site_args(p, required=False)
     p.add_argument("-o", "--output", required=True, help="where to write the .safetensors vectors")
     p.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to learn from")
     p.add_argument("--batch-size", type=positive_int, default=16, help="texts per forward pass when collecting")
@@ -139,7 +154,8 @@ def _fit_args(p) -> None:
     p.add_argument("--eval-every", type=positive_int, default=None, help="steps between validations (default: each epoch)")
     p.add_argument("--patience", type=_number(int, 0, False, "an integer >= 0"), default=c.patience,
                    help="validations without improvement; 0: never stop")
-    p.add_argument("--r", type=positive_int, default=lo.r, help="LoRA rank")
+    # --lora-r: under torchrun, whose own parser reads a bare --r as an abbreviation of its options
+    p.add_argument("--r", "--lora-r", dest="r", type=positive_int, default=lo.r, help="LoRA rank")
     p.add_argument("--alpha", type=positive_float, default=lo.alpha, help="LoRA alpha")
     p.add_argument("--dropout", type=fraction, default=lo.dropout, help="LoRA dropout")
     p.add_argument("--target-modules", nargs="+", default=None, help="modules to adapt (default: all linear layers)")
@@ -264,18 +280,45 @@ def _demo_focus(args) -> int:
     return 0
 
 
+def _collect(args) -> int:
+    from .outputs import check_output_dir
+
+    check_output_dir(args.out, "--out")
+    device = _device(args)
+    from .hf import load_local
+    from .mat.shards import ActivationShards, collect_shards, distributed
+
+    model, tok = load_local(args.model, device=device)
+    index = collect_shards(model, tok, args.data, args.out, site=args.site, layer=args.layer, tokens=args.tokens,
+                           shard_tokens=args.shard_tokens, batch_size=args.batch_size, max_length=args.max_length,
+                           progress=not args.quiet)
+    if distributed()[0] == 0:
+        shards = ActivationShards(index.parent)
+        print(f"{len(shards)} rows of {args.site}@{args.layer} in {len(shards.shards)} shards; index {index}")
+    return 0
+
+
 def _train_mat(args) -> int:
     from .outputs import check_output_file
 
     check_output_file(args.output, "--output")
+    if args.acts is None and None in (args.model, args.data, args.site, args.layer):
+        raise ValueError("train-mat: give --model, --data, --site and --layer, or --acts DIR from `steerkit collect`")
+    if args.acts is not None and any(v is not None for v in (args.model, args.data, args.site, args.layer)):
+        raise ValueError("--acts: the shards fix the model, data, site and layer; drop --model/--data/--site/--layer")
     device = _device(args)
     from . import mat
     from .hf import load_local
 
     config = _mat_config(args, MATConfig())
-    model, tok = load_local(args.model, device=device)
-    acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
-                                   batch_size=args.batch_size, cache_dir=args.cache)
+    if args.acts is not None:
+        from .mat.shards import ActivationShards
+
+        acts = ActivationShards(args.acts)
+    else:
+        model, tok = load_local(args.model, device=device)
+        acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
+                                       batch_size=args.batch_size, cache_dir=args.cache)
     print(acts)
     vecs = mat.train(acts, config)
     vecs.save(args.output)
@@ -306,11 +349,15 @@ def _fit(args) -> int:
                  seed=args.seed)
     records = focus.build_focus_dataset(args.data, task, **build)
     val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
-    if args.save_records:
+    from .focus.trainer import distributed_rank
+    first = distributed_rank()[0] == 0  # under torchrun every rank runs this; one of them writes
+    if args.save_records and first:
         focus.save_jsonl(records, args.save_records)
     lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
                               target_modules=tuple(args.target_modules) if args.target_modules else "all-linear")
     result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
+    if not first:
+        return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
     print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
     print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
@@ -392,6 +439,8 @@ COMMANDS = {
     "info": ("print versions and which backends are built (and why one is missing)", _info_args, _info),
     "generate": ("print steered next to unsteered continuations of a local model", _generate_args, _generate),
     "demo": ("the MAT-Steer pipeline end to end on an embedded toy (or your model + data)", _demo_args, _demo),
+    "collect": ("stream a model's activations at one site to safetensors shards (resumable; torchrun splits it)",
+                _collect_args, _collect),
     "train-mat": ("learn MAT-Steer vectors for a local model from a JSONL data set", _train_mat_args, _train_mat),
     "fit": ("focus-tune a local model with LoRA (Focus Instruction Tuning)", _fit_args, _fit),
     "eval-focus": ("focus accuracy of a model (and adapter) per focus type and test split", _eval_focus_args,

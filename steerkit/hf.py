@@ -226,3 +226,13 @@ def _returns_tuple(cls) -> bool:
 def wants_attentions(kwargs: dict) -> bool:
     """Whether a 4.50-4.53 layer call asked for its attention weights back."""
     return bool(kwargs.get("output_attentions"))
+
+
+def trainer_loss_scale(trainer, num_items_in_batch) -> int:
+    """What the Trainer multiplies its own loss by when the item count was summed over processes
+    (``average_tokens_across_devices``: on by default in transformers 5, off in 4.51): the number of
+    processes, so that DDP's mean over ranks gives the global token mean. 1 in one process."""
+    processes = trainer.accelerator.num_processes
+    if num_items_in_batch is None or processes <= 1 or not getattr(trainer.args, "average_tokens_across_devices", False):
+        return 1
+    return processes

@@ -6,23 +6,16 @@ import pytest
 from steerkit import focus
 from steerkit.cli import main
 from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import build_tokenizer
+from steerkit.toy.model import build_tokenizer, random_llama
 
 pytest.importorskip("peft")
 
 
 @pytest.fixture(scope="module")
 def local_model(tmp_path_factory):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     path = tmp_path_factory.mktemp("model")
     tok = build_tokenizer(fc.CORPUS)
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    LlamaForCausalLM(cfg).save_pretrained(str(path))
+    random_llama(tok, kv_heads=2).save_pretrained(str(path))
     tok.save_pretrained(str(path))
     return path
 

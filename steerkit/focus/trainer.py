@@ -4,6 +4,7 @@ target tokens only and early stopping on the validation loss."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from .. import hf
 from ..devices import resolve_device
 from ..outputs import check_output_dir
 from .config import FocusTrainConfig, LoraSettings
@@ -89,6 +91,9 @@ def _trainer_class(label_only: bool):
     class LabelOnlyTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = label_only_loss(model, **inputs, num_items=num_items_in_batch)
+            # as the Trainer's own loss: with the item count summed over ranks, DDP's mean over ranks
+            # must be undone, so the gradient is the global token mean, averaged once
+            loss = loss * hf.trainer_loss_scale(self, num_items_in_batch)
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return LabelOnlyTrainer
@@ -124,10 +129,12 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     pad = pad_id(tok)
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
-    steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum))
+    rank, world = distributed_rank()
+    # each of the world's processes takes batch_size rows a step: the global batch is world times larger
+    steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum * world))
     total = max(1, int(steps_per_epoch * config.epochs))
     every = config.eval_every or steps_per_epoch
-    scratch = Path(tempfile.mkdtemp(prefix="steerkit-fit-"))
+    scratch = _scratch_dir(output_dir, world)
     args = TrainingArguments(
         output_dir=str(scratch), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
@@ -154,12 +161,32 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     t0 = time.perf_counter()
     try:
         trainer.train()
+        if world > 1:
+            trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if rank == 0:
+            shutil.rmtree(scratch, ignore_errors=True)
         if fused is not None:
             fused.remove()  # the returned model is plain PEFT
     result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
                               trainer.state.global_step, time.perf_counter() - t0)
-    if output_dir is not None:
+    if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
         result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
     return result
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) as torchrun and accelerate launch set them; (0, 1) in one process."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _scratch_dir(output_dir, world: int) -> Path:
+    """Where the Trainer keeps its checkpoints. Every rank must see the same folder (rank 0 writes the
+    checkpoints, every rank loads the best one), so under several processes it is inside the output
+    folder, or named after the launch in the temp folder (one machine)."""
+    if world == 1:
+        return Path(tempfile.mkdtemp(prefix="steerkit-fit-"))
+    if output_dir is not None:
+        return Path(output_dir) / ".steerkit-checkpoints"
+    run = os.environ.get("TORCHELASTIC_RUN_ID") or f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}"
+    return Path(tempfile.gettempdir()) / f"steerkit-fit-{run}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,11 @@ class Activations:
     @property
     def hidden_size(self) -> int:
         return int(next(iter(self.pos.values())).shape[1])
+
+    def rows(self, attribute: str, label: str):
+        """The rows of one attribute's positives or negatives, as the trainer reads them."""
+        from .rows import TensorRows
+        return TensorRows((self.pos if label == "positive" else self.neg)[attribute].float())
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{a}: {len(self.pos[a])}+/{len(self.neg[a])}-" for a in self.attributes)
@@ -88,6 +94,12 @@ def _model_name(model: nn.Module) -> str:
     return str(getattr(cfg, "name_or_path", "") or getattr(cfg, "model_type", "") or type(model).__name__)
 
 
+def provenance_of(model: nn.Module, examples, max_length: int) -> dict:
+    """What identifies collected activations: the model (name, type, weights) and the data."""
+    return dict(model_name=_model_name(model), model_type=getattr(model.config, "model_type", None),
+                model_fingerprint=model_fingerprint(model), data_hash=data_hash(examples), max_length=max_length)
+
+
 def collect_activations(model: nn.Module, tokenizer, examples, site: str = "attn_heads", layer: int = 0,
                         tokens: str = "all", batch_size: int = 16, max_length: int = 256,
                         cache_dir: str | Path | None = None, progress: bool = True,
@@ -110,9 +122,7 @@ def collect_activations(model: nn.Module, tokenizer, examples, site: str = "attn
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < layout.num_layers:
         raise ValueError(f"layer must be an int in 0..{layout.num_layers - 1} for this "
                          f"{layout.spec.family} model, got {layer!r}")
-    provenance = dict(model_name=_model_name(model), model_type=getattr(model.config, "model_type", None),
-                      model_fingerprint=model_fingerprint(model), data_hash=data_hash(examples),
-                      max_length=max_length)
+    provenance = provenance_of(model, examples, max_length)
     cached = None
     if cache_dir is not None:
         key = hashlib.sha256(json.dumps([site, layer, tokens, provenance], sort_keys=True).encode()).hexdigest()[:20]
@@ -141,46 +151,57 @@ def text_activations(model: nn.Module, tokenizer, texts: list[str], site: str, l
     return _capture(model, tokenizer, layout, site, layer, sorted(set(texts)), "all", batch_size, max_length, False)
 
 
-def _capture(model, tokenizer, layout, site, layer, texts, tokens, batch_size, max_length, progress):
-    """{text: [tokens, D] float32 CPU activations}; texts are padded by hand on the right (the
-    attention mask excludes the padding), so the tokenizer is never modified."""
-    from tqdm.auto import tqdm
-
+@contextmanager
+def site_capture(model, layout, site: str, layer: int, pad_id: int):
+    """Within the block, ``run(batch)`` forwards a batch of token-id lists (padded by hand on the
+    right; the attention mask excludes the padding, so the tokenizer is never modified) and returns each
+    list's [tokens, D] float32 CPU activations at (site, layer)."""
     device = next(model.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: dict[str, torch.Tensor] = {}
     state: dict = {}
 
     def record(x: torch.Tensor):
         state["x"] = x.detach()
         return None
 
+    def run(batch: list) -> list:
+        width = max(len(i) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros(len(batch), width, dtype=torch.long)
+        for r, i in enumerate(batch):
+            input_ids[r, :len(i)] = torch.tensor(i)
+            mask[r, :len(i)] = 1
+        with torch.no_grad():
+            model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
+        x = state.pop("x").float().cpu().reshape(len(batch), width, -1)  # some families flatten [B*T, D]
+        return [x[r, :len(i)].clone() for r, i in enumerate(batch)]
+
     hook = register_site_hook(layout, site, layer, record)
     was_training = model.training
     model.eval()
     try:
-        # longest first, so the padding within a batch stays small
-        order = sorted(texts, key=lambda t: -len(t))
-        bar = tqdm(range(0, len(order), batch_size), desc=f"activations {site}@{layer}", disable=not progress,
-                   unit="batch", leave=False)
+        yield run
+    finally:
+        hook.remove()
+        model.train(was_training)
+
+
+def _capture(model, tokenizer, layout, site, layer, texts, tokens, batch_size, max_length, progress):
+    """{text: [tokens, D] float32 CPU activations} (``tokens="last"``: the last token's alone)."""
+    from tqdm.auto import tqdm
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: dict[str, torch.Tensor] = {}
+    # longest first, so the padding within a batch stays small
+    order = sorted(texts, key=lambda t: -len(t))
+    bar = tqdm(range(0, len(order), batch_size), desc=f"activations {site}@{layer}", disable=not progress,
+               unit="batch", leave=False)
+    with site_capture(model, layout, site, layer, pad_id) as run:
         for start in bar:
             batch = order[start:start + batch_size]
             ids = [tokenizer(t, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
                    for t in batch]
             if any(len(i) == 0 for i in ids):
                 raise ValueError("a text tokenized to zero tokens; check the tokenizer and the data")
-            width = max(len(i) for i in ids)
-            input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-            mask = torch.zeros(len(ids), width, dtype=torch.long)
-            for r, i in enumerate(ids):
-                input_ids[r, :len(i)] = torch.tensor(i)
-                mask[r, :len(i)] = 1
-            with torch.no_grad():
-                model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False)
-            x = state.pop("x").float().cpu().reshape(len(ids), width, -1)  # some families flatten [B*T, D]
-            for r, (t, i) in enumerate(zip(batch, ids)):
-                out[t] = x[r, :len(i)].clone() if tokens == "all" else x[r, len(i) - 1:len(i)].clone()
-    finally:
-        hook.remove()
-        model.train(was_training)
+            for t, rows in zip(batch, run(ids)):
+                out[t] = rows if tokens == "all" else rows[-1:]
     return out

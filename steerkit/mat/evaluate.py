@@ -32,7 +32,8 @@ def gate_report(vectors: SteeringVectors, acts: Activations) -> dict[str, dict[s
     """Per attribute: mean gate on its negatives and positives, and the AUC of the gate separating them."""
     out = {}
     for k, a in enumerate(acts.attributes):
-        gn = gates(vectors, acts.neg[a], acts.site, acts.layer)[:, k]
-        gp = gates(vectors, acts.pos[a], acts.site, acts.layer)[:, k]
+        # chunk by chunk: shards on disk are read one at a time
+        gn = torch.cat([gates(vectors, c, acts.site, acts.layer)[:, k] for c in acts.rows(a, "negative").chunks()])
+        gp = torch.cat([gates(vectors, c, acts.site, acts.layer)[:, k] for c in acts.rows(a, "positive").chunks()])
         out[a] = dict(gate_neg=float(gn.mean()), gate_pos=float(gp.mean()), auc=auc(gn, gp))
     return out

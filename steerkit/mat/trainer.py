@@ -20,7 +20,7 @@ from .. import __version__
 from ..devices import resolve_device
 from ..ops import gated_steer
 from ..vectors import SteeringVectors
-from .collect import Activations
+from .rows import TensorRows, concat_gather
 from .config import RECIPES, MATConfig
 from .losses import LossTerms, mat_loss, mmd
 
@@ -61,7 +61,33 @@ def linear_probe(neg: torch.Tensor, pos: torch.Tensor, steps: int = 200, l2: flo
     return w_raw.float(), float(b_raw)
 
 
-def _init(acts: Activations, cfg: MATConfig, gen: torch.Generator):
+INIT_ROWS = 65536  # rows per side the warm start's probe and mean difference see (all of them, up to this)
+
+
+def _init_sample(rows, gen: torch.Generator) -> torch.Tensor:
+    return rows.all() if len(rows) <= INIT_ROWS else rows.gather(torch.randperm(len(rows), generator=gen)[:INIT_ROWS])
+
+
+def _median_distance_rows(sources: list, gen: torch.Generator, sample: int = 1024) -> float:
+    """``median_distance`` of the sources laid end to end, drawing the same rows as on their concatenation."""
+    n = sum(len(r) for r in sources)
+    idx = torch.randperm(n, generator=gen)[:sample] if n > sample else torch.arange(n)
+    return median_distance(concat_gather(sources, idx), sample)
+
+
+def _rms(sources: list) -> float:
+    """The activations' per-coordinate RMS; streamed shard by shard when they are on disk."""
+    if all(isinstance(r, TensorRows) for r in sources):
+        return float(torch.cat([r.x for r in sources]).pow(2).mean().sqrt().clamp_min(1e-6))
+    total, count = 0.0, 0
+    for r in sources:
+        for c in r.chunks():
+            total += float(c.double().pow(2).sum())
+            count += c.numel()
+    return max(math.sqrt(total / max(count, 1)), 1e-6)
+
+
+def _init(acts, cfg: MATConfig, gen: torch.Generator):
     k, d = len(acts.attributes), acts.hidden_size
     if cfg.recipe == "paper":
         theta = torch.randn(k, d, generator=gen)
@@ -71,8 +97,9 @@ def _init(acts: Activations, cfg: MATConfig, gen: torch.Generator):
         return theta, gate_w, gate_b
     thetas, ws, bs = [], [], []
     for a in acts.attributes:
-        w, b = linear_probe(acts.neg[a], acts.pos[a])
-        thetas.append(_confident_mean_difference(acts.pos[a], acts.neg[a], w, b))
+        neg, pos = _init_sample(acts.rows(a, "negative"), gen), _init_sample(acts.rows(a, "positive"), gen)
+        w, b = linear_probe(neg, pos)
+        thetas.append(_confident_mean_difference(pos, neg, w, b))
         ws.append(w)
         bs.append(b)
     return _decorrelate(torch.stack(thetas)), torch.stack(ws), torch.tensor(bs)
@@ -107,8 +134,8 @@ def _confident_mean_difference(pos: torch.Tensor, neg: torch.Tensor, w: torch.Te
     return sure_pos.mean(0) - sure_neg.mean(0)
 
 
-def _mmd_sample(neg: torch.Tensor, pos: torch.Tensor, sigma: float, gen: torch.Generator, m: int = 512) -> float:
-    pick = lambda x: x[torch.randperm(len(x), generator=gen)[:m].to(x.device)]  # noqa: E731
+def _mmd_sample(neg, pos, sigma: float, gen: torch.Generator, m: int = 512) -> float:
+    pick = lambda x: x.gather(torch.randperm(len(x), generator=gen)[:m])  # noqa: E731
     return float(mmd(pick(neg), pick(pos), sigma))
 
 
@@ -120,9 +147,10 @@ def _epoch_batches(n: int, size: int, steps: int, gen: torch.Generator) -> torch
     return torch.cat(perms)[:need].view(steps, size)
 
 
-def train(acts: Activations, config: MATConfig | None = None, progress: bool = True,
+def train(acts, config: MATConfig | None = None, progress: bool = True,
           history: list | None = None) -> SteeringVectors:
-    """Learns gated steering vectors for every attribute of ``acts``; the same config and data give
+    """Learns gated steering vectors for every attribute of ``acts`` (an ``Activations`` in memory, or
+    ``ActivationShards`` read from disk one minibatch at a time: the same rows give the same batches); the same config and data give
     the same vectors on every run (on one device). ``history``, when given, receives one dict per
     epoch with the mean of each loss term. The provenance records the config, σ, the data hash, the
     model and the final loss."""
@@ -133,10 +161,10 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
     device = torch.device(resolve_device(cfg.device, "device"))
     gen = torch.Generator().manual_seed(cfg.seed)
     attrs = acts.attributes
-    pos = [acts.pos[a].float() for a in attrs]
-    neg = [acts.neg[a].float() for a in attrs]
+    pos = [acts.rows(a, "positive") for a in attrs]
+    neg = [acts.rows(a, "negative") for a in attrs]
     sigma = cfg.sigma if cfg.sigma is not None else (
-        2.0 if cfg.recipe == "paper" else median_distance(torch.cat(pos + neg), generator=gen))
+        2.0 if cfg.recipe == "paper" else _median_distance_rows(pos + neg, gen))
     theta0, w0, b0 = _init(acts, cfg, gen)
     theta, gate_w, gate_b = (t.to(device).float().requires_grad_() for t in (theta0, w0, b0))
     pos = [p.to(device) for p in pos]
@@ -145,7 +173,7 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
     if cfg.recipe == "scaled":
         # Adam moves every coordinate by about lr per step whatever its scale: give θ steps in units
         # of the activations' per-coordinate RMS s, and w steps that move a gate logit by about lr.
-        s = float(torch.cat(pos + neg).pow(2).mean().sqrt().clamp_min(1e-6))
+        s = _rms(pos + neg)
         groups = [{"params": [theta], "lr": cfg.lr * s}, {"params": [gate_w], "lr": cfg.lr / s},
                   {"params": [gate_b], "lr": cfg.lr}]
         # each attribute's MMD in units of its unedited value, so the gate terms' weights mean the
@@ -166,8 +194,8 @@ def train(acts: Activations, config: MATConfig | None = None, progress: bool = T
         idx_n = [_epoch_batches(len(n), cfg.batch_neg, steps, gen) for n in neg]
         sums: dict[str, torch.Tensor] = {}
         for s in range(steps):
-            bp = [p[i[s].to(device)] for p, i in zip(pos, idx_p)]
-            bn = [n[i[s].to(device)] for n, i in zip(neg, idx_n)]
+            bp = [p.gather(i[s]) for p, i in zip(pos, idx_p)]
+            bn = [n.gather(i[s]) for n, i in zip(neg, idx_n)]
             # one op call edits every attribute's negatives, one more gives the positives' gates
             edited, g_neg = gated_steer(torch.cat(bn), theta, gate_w, gate_b, edit_strength,
                                         norm_preserve=cfg.norm_preserve, return_gates=True)

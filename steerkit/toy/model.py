@@ -97,16 +97,24 @@ def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=
     return model.eval(), tok, path
 
 
-def _train(s: ToySettings, source: ToyCorpus, log):
+def random_llama(tok, hidden_size: int = 32, intermediate_size: int = 64, layers: int = 2, heads: int = 4,
+                 kv_heads: int | None = None, max_positions: int = 128, tied: bool = False, seed: int = 0):
+    """A randomly initialised ``LlamaForCausalLM`` over ``tok``'s vocabulary and special tokens (seeded):
+    the toy before training, and the tiny checkpoints of tests and benchmarks."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=intermediate_size,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads or heads,
+                      max_position_embeddings=max_positions, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id, tie_word_embeddings=tied)
+    return LlamaForCausalLM(cfg)
+
+
+def _train(s: ToySettings, source: ToyCorpus, log):
     tok = build_tokenizer(source)
-    torch.manual_seed(s.seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=s.hidden_size, intermediate_size=s.intermediate_size,
-                      num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.heads,
-                      max_position_embeddings=s.max_positions, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id, tie_word_embeddings=s.tied_embeddings)
-    model = LlamaForCausalLM(cfg)
+    model = random_llama(tok, s.hidden_size, s.intermediate_size, s.layers, s.heads, s.heads, s.max_positions,
+                         tied=s.tied_embeddings, seed=s.seed)
     ids, mask, labels = _rows(tok, source.texts(s.texts, s.seed))
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=s.steps, pct_start=0.1)
