@@ -1,4 +1,4 @@
-"""`steerkit fit` under `torchrun --nproc_per_node 2` (gloo on the CPU): the fused LoRA linear and the
+"""`steerkit fit` under `torchrun --nproc_per_node 2` and `accelerate launch --num_processes 2` (gloo on the CPU): the fused LoRA linear and the
 label-only loss stay on through DDP, rank 0 alone writes, and with the same global batch and seed the
 2-process adapter matches the 1-process one (the first step's loss equal, the adapter within 1e-4)."""
 import json
@@ -30,16 +30,23 @@ def setup(tmp_path_factory):
     return root
 
 
-def _fit(root, out, batch_size, procs):
+def _fit(root, out, batch_size, procs, launcher="torchrun"):
     args = ["fit", "--model", str(root / "model"), "--task", str(root / "task.json"), "--data",
             str(root / "train.jsonl"), "--val", str(root / "val.jsonl"), "-o", str(out), "--epochs", "2", "--batch-size", str(batch_size),
             "--lora-r", "4", "--lr", "5e-3", "--patience", "0", "--quiet", "--seed", "0"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if procs == 1:
         cmd = [sys.executable, "-m", "steerkit"] + args
-    else:
+    elif launcher == "torchrun":
         torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
         cmd = [torchrun, "--standalone", "--nproc_per_node", str(procs), "-m", "steerkit"] + args
+    else:
+        accelerate = shutil.which("accelerate", path=os.path.dirname(sys.executable)) or shutil.which("accelerate")
+        steerkit = shutil.which("steerkit", path=os.path.dirname(sys.executable)) or shutil.which("steerkit")
+        # --multi_gpu is accelerate's multi-process launcher (torchrun underneath); on a machine without a
+        # GPU its processes train on the CPU with gloo. Its --cpu flag runs a single process instead.
+        cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", steerkit] + args
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
@@ -50,10 +57,16 @@ def _adapter(out):
     return load_file(str(out / "adapter_model.safetensors"))
 
 
-def test_fit_under_torchrun_matches_one_process(setup):
-    one, two = setup / "one", setup / "two"
-    _fit(setup, one, batch_size=8, procs=1)
-    proc = _fit(setup, two, batch_size=4, procs=2)  # the same global batch of 8
+@pytest.fixture(scope="module")
+def one_process(setup):
+    _fit(setup, setup / "one", batch_size=8, procs=1)
+    return setup / "one"
+
+
+@pytest.mark.parametrize("launcher", ["torchrun", "accelerate"])
+def test_fit_on_two_processes_matches_one_process(setup, one_process, launcher):
+    one, two = one_process, setup / f"two-{launcher}"
+    proc = _fit(setup, two, batch_size=4, procs=2, launcher=launcher)  # the same global batch of 8
     assert proc.stdout.count("adapter written to") == 1  # rank 0 alone reports and writes
     assert not (two / ".steerkit-checkpoints").exists()
     a, b = _adapter(one), _adapter(two)

