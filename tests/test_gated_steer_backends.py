@@ -51,7 +51,7 @@ def _inputs(n, d, k, gates, strength_kind, seed):
 
 def _reference_grads(h, theta, gate_w, gate_b, strength, grad, norm_preserve):
     """Output, gates and the five gradients, in float64; plus, for the [K] leaves whose gradient is a
-    sum over the N rows (gate_b, a per-attribute strength), the norm of the per-row terms. A sum's
+    sum over the N rows (gate_b, a per-attribute strength, and theta and gate_w), the norm of the per-row terms. A sum's
     rounding error scales with its terms, not with the sum: K=1 and N=4096 makes one scalar of 4096
     terms whose cancellation can leave it far smaller than they are. Those leaves are given one copy
     per row, so one backward yields both the terms and (summed) the gradient."""
@@ -65,6 +65,16 @@ def _reference_grads(h, theta, gate_w, gate_b, strength, grad, norm_preserve):
     it = iter(grads)
     grads = [next(it) if t is not None else None for t in leaves]
     summands = {("gate_b", "strength")[i - 3]: grads[i].norm().item() for i in per_row}
+    if n > 0:
+        # theta's and gate_w's gradients are sums over the N rows too; with D small (D=1: K scalar sums)
+        # they cancel as gate_b's do. Their terms' size, without the norm-preserving rescale (about 1):
+        # row n adds c_nk·grad_n to θ_k and dz_nk·h_n to w_k
+        g = gates.detach()
+        c = strength.detach().expand(n, -1) * g
+        summands["theta"] = float(((c * c) * (grad * grad).sum(1, keepdim=True)).sum().sqrt())
+        if gate_w is not None:
+            dz = (grad @ theta.T) * strength.detach().expand(n, -1) * g * (1 - g)
+            summands["gate_w"] = float(((dz * dz) * (h * h).sum(1, keepdim=True)).sum().sqrt())
     grads = [g.sum(0) if i in per_row else g for i, g in enumerate(grads)]
     return out.detach(), gates.detach(), grads, summands
 
