@@ -117,11 +117,12 @@ class SteeringBank(nn.Module):
         for slot, (steering, row, start, count, prompt_len) in enumerate(requests, start=1):
             if steering is not None:
                 self._host_table[slot] = row
-                if steering.tokens == "all":
-                    rows[offset:offset + count] = slot
-                else:
-                    keep = [steering.steers(p, prompt_len) for p in range(start, start + count)]
-                    rows[offset:offset + count][torch.tensor(keep, dtype=torch.bool)] = slot
+                # the request's scheduled positions [start, start + count) meet the policy's range in
+                # one slice: no per-token work, whatever the chunk's length
+                first, end = steering.steered_positions(prompt_len)
+                lo, hi = max(first, start) - start, min(end, start + count) - start
+                if lo < hi:
+                    rows[offset + int(lo):offset + int(hi)] = slot
             offset += count
         self.table[: len(requests) + 1].copy_(self._host_table[: len(requests) + 1], non_blocking=True)
         # rows past this batch's tokens (padding for a captured size) are zeroed: never steered

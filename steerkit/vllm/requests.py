@@ -59,16 +59,21 @@ class RequestSteering:
     def cache_key(self) -> str:
         return f"{self.name}|{','.join(repr(float(s)) for s in self.strength)}|{self.tokens}"
 
-    def steers(self, position: int, prompt_len: int) -> bool:
-        """Whether the token at absolute ``position`` is steered (positions from 0; the prompt is
-        positions < prompt_len, as in steerkit's Hugging Face patch)."""
+    def steered_positions(self, prompt_len: int) -> tuple:
+        """The absolute positions steered, as a range [first, end) (positions from 0; the prompt is
+        positions < prompt_len, as in steerkit's Hugging Face patch). Every policy is one range."""
         if self.tokens == "all":
-            return True
+            return 0, math.inf
         if self.tokens == "prompt":
-            return position < prompt_len
+            return 0, prompt_len
         if self.tokens == "generated":
-            return position >= prompt_len
-        return position >= self.tokens
+            return prompt_len, math.inf
+        return self.tokens, math.inf
+
+    def steers(self, position: int, prompt_len: int) -> bool:
+        """Whether the token at absolute ``position`` is steered."""
+        first, end = self.steered_positions(prompt_len)
+        return first <= position < end
 
 
 def has_steering(extra_args) -> bool:
