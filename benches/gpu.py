@@ -112,9 +112,9 @@ def bench_fused(device, dtype, ns, d, k, out_features, copy_gbps):
         before = lambda: torch.nn.functional.linear(gated_steer(a, theta, gw, gb, s, True, check_finite=False), proj)
         alone = lambda: torch.nn.functional.linear(a, proj)
         interpreting = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
-        for gemm in ("triton", "torch") if device == "cuda" or interpreting else ("torch",):
+        for gemm in ("triton", "reference") if device == "cuda" or interpreting else ("reference",):
             # the fold's GEMM: Triton with the steer in its epilogue, or torch's (cuBLAS) then the steer
-            os.environ["STEERKIT_FOLD_GEMM"] = gemm
+            steerkit.set_backend(gemm, op="two_gemm")
             try:
                 err = rel(folded_fn(), before())
                 if not err < 2e-2:
@@ -122,7 +122,7 @@ def bench_fused(device, dtype, ns, d, k, out_features, copy_gbps):
                 t = {name: median_ms(fn, device) for name, fn in (("fused", folded_fn), ("unfused", before),
                                                                  ("unsteered", alone))}
             finally:
-                del os.environ["STEERKIT_FOLD_GEMM"]
+                steerkit.set_backend(None, op="two_gemm")
             rows.append(dict(op=f"steer_linear[{gemm}]", N=n, D=d, K=k, rel_err=err,
                              **{f"{a}_ms": b for a, b in t.items()}, fused_frac_copy=None))
         print(f"fused N={n}: " + ", ".join(f"{r['op']} {r['fused_ms']*1e3:.1f}/{r['unfused_ms']*1e3:.1f}/"

@@ -133,6 +133,29 @@ def lora_linear(x, weight, bias, lora_a, lora_b, scale: float):
     return y if bias is None else y + bias
 
 
+def two_gemm(x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor | None = None, y2: torch.Tensor | None = None,
+             bias: torch.Tensor | None = None, row_scale: torch.Tensor | None = None,
+             out_dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``row_scale[:, None] * (x1 @ y1 + x2 @ y2) + bias`` in ``out_dtype`` (x1's by default): the
+    spec of the fused two-GEMM kernel, and the PyTorch path where that kernel does not run. The
+    products are taken in the output dtype (torch's GEMM accumulates 16-bit products in float32);
+    the second is accumulated into the first in place, so no second [rows, out] temporary is made.
+    Differentiable."""
+    dt = out_dtype or x1.dtype
+    x1, y1 = x1.to(dt), y1.to(dt)
+    if bias is not None and row_scale is None:
+        y = torch.addmm(bias.to(dt), x1, y1)
+    else:
+        y = x1 @ y1
+    if x2 is not None:
+        y = y.addmm_(x2.to(dt), y2.to(dt))
+    if row_scale is not None:
+        y = y * row_scale.to(dt)[:, None]
+        if bias is not None:
+            y = y + bias.to(dt)
+    return y
+
+
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float, weight_offset: float = 0.0,
              cast_before_weight: bool = True) -> torch.Tensor:
     """RMSNorm of the rows of ``x`` as the HF families compute it, in x's dtype.

@@ -92,14 +92,6 @@ def test_steer_add_rmsnorm_names_the_bad_argument():
         steer_add_rmsnorm(b, r, th * float("nan"), w, gb, s)
 
 
-def test_steer_add_rmsnorm_custom_op_passes_opcheck():
-    b, r, th, w, gb, s, nw = (t.float() for t in _norm_inputs(5, 16, 2, True, True, "llama", seed=3))
-    torch.library.opcheck(torch.ops.steerkit.steer_add_rmsnorm_fwd.default,
-                          (b, r, th, w, gb, s, True, nw, 1e-6, 0.0, True))
-    torch.library.opcheck(torch.ops.steerkit.steer_add_rmsnorm_fwd.default,
-                          (b, r, th, None, None, s, False, None, 1e-6, 0.0, True))
-
-
 # -- steer_linear: steering folded through a projection --------------------------------------------
 
 LINEAR_CASES = [(0, 8, 4, 1), (1, 5, 7, 1), (9, 40, 24, 3), (70, 96, 130, 16)]
@@ -136,9 +128,9 @@ def test_steer_linear_equals_steering_before_the_projection(case, variant, norm_
 def test_steer_linear_on_the_triton_gemm_matches_the_reference(dtype, norm_preserve, use_backend, monkeypatch):
     skip_unless_runnable("triton", dtype)
     use_backend("triton")
-    mod = sys.modules["steerkit.ops.steer_linear"]
-    real, calls = mod._triton_gemm(), []
-    monkeypatch.setattr(mod, "_triton_gemm", lambda: (lambda *a, **k: calls.append(1) or real(*a, **k)))
+    kernel = sys.modules["steerkit.kernels.two_gemm"]
+    real, calls = kernel.two_gemm, []
+    monkeypatch.setattr(kernel, "two_gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
     a, w, b, th, gw, gb, s = _linear_inputs(37, 40, 72, 3, seed=5)
     want = reference.steer_then_linear(a, w, b, th, gw, gb, s, norm_preserve)
     low = [t.to(dtype) for t in (a, w, b, th, gw)]
@@ -167,31 +159,23 @@ def test_steer_linear_names_the_bad_argument():
         steer_linear(a, w, b, th, gw, gb, s, folded=torch.zeros(5, 2, dtype=torch.float64))
 
 
-def test_two_gemm_custom_op_passes_opcheck():
+def test_steer_linear_takes_its_gemm_from_the_registry(monkeypatch, use_backend):
+    """One registry for every op: forcing the two-GEMM op alone onto the reference keeps the projection on
+    torch's GEMM while gated_steer stays forced onto triton; the same result either way."""
     skip_unless_runnable("triton", torch.float32)
-    g = torch.Generator().manual_seed(11)
-    x1, y1 = torch.randn(9, 20, generator=g), torch.randn(30, 20, generator=g).t()
-    x2, y2 = torch.randn(9, 3, generator=g), torch.randn(3, 30, generator=g)
-    bias, scale = torch.randn(30, generator=g), torch.rand(9, generator=g)
-    op = torch.ops.steerkit.two_gemm.default
-    torch.library.opcheck(op, (x1, y1, x2, y2, bias, scale, None))
-    torch.library.opcheck(op, (x1, y1, None, None, None, None, torch.float32))
-    got = op(x1, y1, x2, y2, bias, scale, None)
-    assert rel_err(got, scale[:, None] * (x1 @ y1 + x2 @ y2) + bias) < 1e-6
-
-
-def test_fold_gemm_switch(monkeypatch, use_backend):
-    skip_unless_runnable("triton", torch.float32)
-    use_backend("triton")
-    mod = sys.modules["steerkit.ops.steer_linear"]
+    kernel = sys.modules["steerkit.kernels.two_gemm"]
     calls = []
-    real = mod._triton_gemm()
-    monkeypatch.setattr(mod, "_triton_gemm", lambda: (lambda *a, **k: calls.append(1) or real(*a, **k)))
+    real = kernel.two_gemm
+    monkeypatch.setattr(kernel, "two_gemm", lambda *a, **k: calls.append(1) or real(*a, **k))
     a, w, b, th, gw, gb, s = (t.float() for t in _linear_inputs(5, 16, 8, 2, seed=13))
-    monkeypatch.setenv("STEERKIT_FOLD_GEMM", "torch")
+    want = reference.steer_then_linear(a, w, b, th, gw, gb, s, True)
+    use_backend("triton")
     with torch.no_grad():
         y = steer_linear(a, w, b, th, gw, gb, s, True)
-    assert calls == [] and rel_err(y, reference.steer_then_linear(a, w, b, th, gw, gb, s, True)) < 1e-5
-    monkeypatch.setenv("STEERKIT_FOLD_GEMM", "fast")
-    with pytest.raises(ValueError, match="STEERKIT_FOLD_GEMM must be auto, torch or triton"):
-        steer_linear(a, w, b, th, gw, gb, s, True)
+    assert len(calls) == 2 and rel_err(y, want) < 1e-5  # the coefficients' GEMM and the projection
+    calls.clear()
+    steerkit.set_backend("reference", op="two_gemm")
+    assert steerkit.get_backend("two_gemm") == "reference" and steerkit.get_backend("gated_steer") == "triton"
+    with torch.no_grad():
+        y = steer_linear(a, w, b, th, gw, gb, s, True)
+    assert calls == [] and rel_err(y, want) < 1e-5

@@ -91,7 +91,7 @@ def test_triton_fused_lora_linear_matches_the_reference(monkeypatch, n, din, out
     if not interpreting() and not torch.cuda.is_available():
         pytest.skip("Triton needs a CUDA GPU or TRITON_INTERPRET=1")
     device = "cuda" if torch.cuda.is_available() and not interpreting() else "cpu"
-    monkeypatch.setenv("STEERKIT_LORA_BACKEND", "triton")
+    monkeypatch.setenv("STEERKIT_BACKEND", "two_gemm=triton")
     import steerkit.kernels.two_gemm as kernel
 
     calls = []

@@ -16,7 +16,7 @@ def status() -> tuple[bool, str]:
     return True, f"steerkit._C (C++17, OpenMP {'on' if _mod.openmp else 'off'}, {_mod.max_threads()} threads)"
 
 
-def supports(device_type: str, dtype: torch.dtype) -> str | None:
+def supports(device_type: str, dtype: torch.dtype, k: int | None = None) -> str | None:
     if device_type != "cpu":
         return f"it runs on cpu tensors, got a {device_type} tensor"
     if dtype not in _native.DTYPE_CODES:

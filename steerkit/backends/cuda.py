@@ -12,7 +12,9 @@ from . import _native
 NAME = "cuda"
 _mod, _why = _native.load("_C_cuda", "cuda")
 _DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-# Shared-memory scratch grows with K; beyond this the other backends take the call.
+# The per-row kernels keep O(K) floats of shared memory per warp; the backward, the largest, needs
+# 4·(20K + 12) bytes at 256 threads, under the default 48 KiB up to K = 613. Beyond MAX_K, supports()
+# passes the call to triton (automatic choice) or refuses it (cuda forced).
 MAX_K = 512
 
 
@@ -26,11 +28,13 @@ def status() -> tuple[bool, str]:
     return True, detail
 
 
-def supports(device_type: str, dtype: torch.dtype) -> str | None:
+def supports(device_type: str, dtype: torch.dtype, k: int | None = None) -> str | None:
     if device_type != "cuda":
         return f"it runs on cuda tensors, got a {device_type} tensor"
     if dtype not in _DTYPES:
         return f"dtype {dtype} is not one of float32, float16, bfloat16"
+    if k is not None and k > MAX_K:
+        return f"K={k} attributes is more than its kernels hold in shared memory (MAX_K={MAX_K})"
     return None
 
 

@@ -18,10 +18,11 @@ try:
 
     from ..kernels import gated_steer as _kernels
     from ..kernels import steer_add_rmsnorm as _norm_kernels
+    from ..kernels import two_gemm as _gemm_kernel
 
     _why = ""
 except Exception as err:  # ImportError, or a Triton that fails to initialise
-    _triton = _kernels = _norm_kernels = None
+    _triton = _kernels = _norm_kernels = _gemm_kernel = None
     _why = f"triton is not importable ({type(err).__name__}: {err}); pip install triton"
 
 
@@ -37,7 +38,7 @@ def status() -> tuple[bool, str]:
     return True, f"triton {_triton.__version__}, {where}"
 
 
-def supports(device_type: str, dtype: torch.dtype) -> str | None:
+def supports(device_type: str, dtype: torch.dtype, k: int | None = None) -> str | None:
     if interpreting():
         if device_type != "cpu":
             return "under TRITON_INTERPRET=1 the kernels run on cpu tensors only"
@@ -67,3 +68,7 @@ def steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength,
     normed = empty(tuple(branch.shape), branch.dtype, branch.device) if norm_weight is not None else None
     return _norm_kernels.forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps,
                                  weight_offset, cast_before_weight, new_residual, normed)
+
+
+def two_gemm(x1, y1, x2=None, y2=None, bias=None, row_scale=None, out_dtype=None):
+    return _gemm_kernel.two_gemm(x1, y1, x2, y2, bias, row_scale, out_dtype)

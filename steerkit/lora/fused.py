@@ -4,36 +4,16 @@ in place, so no ``[tokens, out]`` temporary is made in the forward or the backwa
 saves only x and ``x Aᵀ`` and never computes dW."""
 from __future__ import annotations
 
-import os
-
 import torch
 
-from ..ops.two_gemm import available, two_gemm
-
-
-def _triton(x: torch.Tensor) -> bool:
-    """The Triton kernel on CUDA tensors (and wherever ``STEERKIT_LORA_BACKEND=triton`` forces it, as the
-    tests do under ``TRITON_INTERPRET=1``); ``torch`` forces the PyTorch path."""
-    choice = os.environ.get("STEERKIT_LORA_BACKEND", "auto")
-    if choice == "torch" or (choice == "auto" and not x.is_cuda):
-        return False
-    if not available():
-        if choice == "triton":
-            import steerkit.kernels.two_gemm  # noqa: F401  (raises the import error that says why)
-        return False
-    return True
+from ..ops.two_gemm import two_gemm
 
 
 class LoraLinearFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, lora_a, lora_b, scale: float):
         xa = x @ lora_a.t()                                              # [N, r]
-        ctx.triton = _triton(x)
-        if ctx.triton:
-            y = two_gemm(x, weight.t(), xa * scale, lora_b.t(), bias)
-        else:
-            y = torch.addmm(bias, x, weight.t()) if bias is not None else x @ weight.t()
-            y.addmm_(xa, lora_b.t(), alpha=scale)                       # the LoRA branch, in place
+        y = two_gemm(x, weight.t(), xa * scale, lora_b.t(), bias)       # one kernel, or addmm in place
         ctx.save_for_backward(x, weight, lora_a, lora_b, xa)
         ctx.scale = scale
         return y
@@ -45,12 +25,7 @@ class LoraLinearFn(torch.autograd.Function):
         dxa = (dy @ lora_b).mul_(s)                                      # [N, r]
         d_a = dxa.t() @ x if ctx.needs_input_grad[3] else None
         d_b = (dy.t() @ xa).mul_(s) if ctx.needs_input_grad[4] else None
-        dx = None
-        if ctx.needs_input_grad[0] and ctx.triton:
-            dx = two_gemm(dy, weight, dxa, lora_a)
-        elif ctx.needs_input_grad[0]:
-            dx = dy @ weight
-            dx.addmm_(dxa, lora_a)
+        dx = two_gemm(dy, weight, dxa, lora_a) if ctx.needs_input_grad[0] else None
         return dx, None, None, d_a, d_b, None
 
 

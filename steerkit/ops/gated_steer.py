@@ -30,7 +30,8 @@ def _gated_steer_fwd(
     strength: torch.Tensor,
     norm_preserve: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return backends.select(h).gated_steer_forward(h, theta, gate_w, gate_b, strength, norm_preserve)
+    be = backends.select("gated_steer", h, theta.shape[0])
+    return be.gated_steer_forward(h, theta, gate_w, gate_b, strength, norm_preserve)
 
 
 @_gated_steer_fwd.register_fake
@@ -52,8 +53,8 @@ def _gated_steer_bwd_rows(
     gram: torch.Tensor,
     norm_preserve: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    return backends.select(h).gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram,
-                                                        norm_preserve)
+    be = backends.select("gated_steer", h, theta.shape[0])
+    return be.gated_steer_backward_rows(grad, h, theta, gate_w, strength, gates, norms, gram, norm_preserve)
 
 
 @_gated_steer_bwd_rows.register_fake

@@ -33,7 +33,8 @@ def _fwd(
     weight_offset: float,
     cast_before_weight: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    new_residual, normed = backends.select(branch).steer_add_rmsnorm_forward(
+    be = backends.select("steer_add_rmsnorm", branch, theta.shape[0])
+    new_residual, normed = be.steer_add_rmsnorm_forward(
         branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps, weight_offset,
         cast_before_weight)
     return new_residual, normed if normed is not None else branch.new_empty(0)

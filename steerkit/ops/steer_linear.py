@@ -6,8 +6,8 @@ projection, so the steered activation is never written:
 with ``U = θ Wᵀ`` [K, out] computed once (``fold``). The gates need a·w_k, and norm preservation
 needs ‖a + Σ c θ‖² = ‖a‖² + 2 Σ c_k (a·θ_k) + cᵀ(θθᵀ)c: one skinny product of a with [w; θ]
 and a row norm, no D-wide write. On CUDA the projection and the steering term are one Triton
-kernel (``two_gemm`` with a row scale); elsewhere, and whenever autograd needs gradients, it is the
-same algebra in differentiable torch ops.
+kernel (``two_gemm`` with a row scale, from the backend registry); elsewhere torch's GEMM, and whenever
+autograd needs gradients, the same algebra in differentiable torch ops.
 
 Exact in exact arithmetic; in floating point it differs from steering before the projection by
 the rounding of a different order of operations (tested: ≤ 1e-5 relative in float32, ≤ 1e-2
@@ -15,15 +15,12 @@ in bfloat16/float16, against the float64 reference ``steerkit.reference.steer_th
 norm identity cancels when the steer nearly annuls a row (‖a + Σcθ‖ ≪ ‖a‖)."""
 from __future__ import annotations
 
-import os
-
 import torch
-import torch.nn.functional as F
 
-from .. import backends
+from .. import reference
 from ..reference import NORM_EPS, accumulate_dtype
 from .gated_steer import _fail, check_steer_args, needs_grad, rows_of
-from .two_gemm import available, two_gemm
+from .two_gemm import two_gemm
 
 _OP = "steer_linear"
 
@@ -34,24 +31,7 @@ def fold(weight: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     return (theta.to(acc) @ weight.to(acc).t()).to(weight.dtype)
 
 
-def _triton_gemm():
-    """The Triton GEMM op, or None where triton cannot be imported (the torch path takes every call)."""
-    return two_gemm if available() else None
-
-
-def _use_triton(a: torch.Tensor, grad: bool) -> bool:
-    """The Triton GEMM with the steer in its epilogue: on CUDA tensors, or wherever the triton backend
-    is forced (the CPU interpreter in the tests). ``STEERKIT_FOLD_GEMM=torch`` keeps the projection
-    on torch's GEMM (cuBLAS) with the steering term added after it; ``triton`` insists on Triton."""
-    choice = os.environ.get("STEERKIT_FOLD_GEMM", "auto")
-    if choice not in ("auto", "torch", "triton"):
-        raise ValueError(f"STEERKIT_FOLD_GEMM must be auto, torch or triton, got {choice!r}")
-    if grad or a.dtype == torch.float64 or choice == "torch" or _triton_gemm() is None:
-        return False
-    return choice == "triton" or a.is_cuda or backends.get_backend() == "triton"
-
-
-def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton):
+def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, gemm):
     """(c [N,K], r [N] or None) in the accumulation dtype: the steer's per-row coefficients and scale."""
     acc = accumulate_dtype(a2.dtype)
     k = theta.shape[0]
@@ -59,7 +39,7 @@ def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton):
     p = None
     if cols:
         m = torch.cat(cols, 0)
-        p = _triton_gemm()(a2, m.t(), out_dtype=acc) if use_triton else a2.to(acc) @ m.to(acc).t()
+        p = gemm(a2, m.t(), out_dtype=acc)
     if gate_w is not None:
         z = p[:, :k] + (gate_b if gate_b is not None else 0.0)
         c = s * torch.sigmoid(z)
@@ -107,14 +87,8 @@ def steer_linear(
     elif tuple(folded.shape) != (theta.shape[0], out_f):
         _fail("folded", f"fold(weight, theta) of shape [{theta.shape[0]}, {out_f}]", f"{list(folded.shape)}", _OP)
     a2 = rows_of(a)
-    use_triton = _use_triton(a, grad)
-    c, r = _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, use_triton)
-    if use_triton:
-        y = _triton_gemm()(a2, weight.t(), c.to(a.dtype), folded, bias, row_scale=r)
-    else:
-        y = F.linear(a2, weight) + c.to(a.dtype) @ folded.to(a.dtype)
-        if r is not None:
-            y = y * r.to(a.dtype)[:, None]
-        if bias is not None:
-            y = y + bias
+    # the registry's two-GEMM op when nothing needs gradients, else the same algebra in torch ops
+    gemm = reference.two_gemm if grad else two_gemm
+    c, r = _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, gemm)
+    y = gemm(a2, weight.t(), c.to(a.dtype), folded.to(a.dtype), bias, row_scale=r)
     return y.reshape(tuple(a.shape[:-1]) + (out_f,))
