@@ -21,11 +21,27 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = ("hf+peft", "label-only loss only", "fused LoRA only", "steerkit")
+LIGER = "fused LoRA + Liger FLCE"
+
+
+def _liger():
+    """Liger-Kernel's fused linear cross-entropy, or None where liger-kernel is not importable (it needs
+    a GPU's Triton; benches/gpu_session.sh installs it from .whl/)."""
+    try:
+        from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+    except Exception:  # ImportError, or a Triton that cannot initialise
+        return None
+    return LigerFusedLinearCrossEntropyLoss
+
+
+# the last: Liger's fused linear cross-entropy over every position in place of the label-only loss
+VARIANTS = ("hf+peft", "label-only loss only", "fused LoRA only", "steerkit") + ((LIGER,) if _liger() else ())
 PRESETS = {
     # issue 6's CPU shape: a small Llama, prompts of 128-256 tokens with 1-3 target tokens, batch 8
     "cpu-small": dict(hidden=512, inter=1376, layers=4, heads=8, kv=8, vocab=32000, batch=8, lo=128, hi=256),
     # Llama-3-8B-shaped layers (2 of 32), random bf16 weights
+    # the smoke run of benches/gpu_session.sh: checks the script, measures nothing
+    "tiny": dict(hidden=64, inter=128, layers=2, heads=4, kv=2, vocab=512, batch=2, lo=16, hi=24),
     "llama3-8b-layers": dict(hidden=4096, inter=14336, layers=2, heads=32, kv=8, vocab=128256, batch=8, lo=128,
                              hi=256),
 }
@@ -63,12 +79,14 @@ def step_fn(model, variant):
     from steerkit.lora import accelerate
 
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
-    handle = accelerate(model) if variant in ("steerkit", "fused LoRA only") else None
+    handle = accelerate(model) if variant in ("steerkit", "fused LoRA only", LIGER) else None
     label_only = variant in ("steerkit", "label-only loss only")
 
     def step(b):
         if label_only:
             loss = label_only_loss(model, **b)
+        elif variant == LIGER:
+            loss = liger_loss(model, **b)
         else:
             loss = model(**b).loss
         loss.backward()
@@ -77,6 +95,28 @@ def step_fn(model, variant):
         return loss.detach()
 
     return step, handle
+
+
+def liger_loss(model, input_ids, attention_mask, labels):
+    """Liger's fused linear cross-entropy on the final hidden states of every position (-100 ignored):
+    a pre-hook on the output head takes the hidden states and hands the head an empty slice, so no
+    logits are built outside Liger's chunked kernel."""
+    from steerkit.focus.loss import causal_lm
+
+    head = causal_lm(model).get_output_embeddings()
+    seen = {}
+
+    def grab(module, args):
+        seen["hidden"] = args[0]
+        return (args[0][:, :0],) + tuple(args[1:])
+
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    finally:
+        handle.remove()
+    hidden = seen["hidden"][:, :-1]
+    return _liger()()(head.weight, hidden.reshape(-1, hidden.shape[-1]), labels[:, 1:].reshape(-1))
 
 
 def sync(device):
@@ -194,7 +234,9 @@ def main():
         mem = f"{r['peak_bytes'] / 2**20:.0f} MiB" if r["peak_bytes"] else "n/a"
         md.append(f"| {v} | {r['median_s'] * 1e3:.1f} ms | {mem} | {r['first_loss']:.5f} |")
     saving = f"{result['memory_saving'] * 100:.0f}%" if result["memory_saving"] is not None else "n/a"
-    md += ["", "steerkit = fused LoRA linear + label-only loss (what focus.train does here; packing stays off with SDPA)",
+    md += ["", "steerkit = fused LoRA linear + label-only loss (what focus.train does here; packing stays off with SDPA)"
+           + ("; " + LIGER + " = the fused LoRA linear + Liger-Kernel's fused linear cross-entropy over every position"
+              if LIGER in result["variants"] else "; Liger-Kernel not importable here, so not compared"),
            "", f"speedup {result['speedup']:.2f}x, peak memory {saving} lower, "
                f"loss relative difference {result['loss_rel_diff']:.1e}"]
     text = "\n".join(md)

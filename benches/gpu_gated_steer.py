@@ -2,6 +2,7 @@
 measured ceilings, written as JSON and a markdown table into a folder.
 
     python benches/gpu_gated_steer.py --out benches/results/<device>
+    python benches/gpu_gated_steer.py --device cpu --n 1 64 --d 256 --k 1 16 --out /tmp/x   # smoke run
 
 Bytes counted (the fewest any implementation must move): forward reads h and writes out
 (2·N·D·bytes); backward reads grad and h and writes dh (3·N·D·bytes); theta/gate_w/gates are K-sized
@@ -15,44 +16,84 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import torch
 import triton
-import triton.testing
 
 import steerkit
 from steerkit import reference
+from steerkit.backends.triton import interpreting
 
 BACKENDS = ["reference", "triton", "cuda"]
+CPU_BACKENDS = ["reference", "cpu", "triton"]  # triton only under TRITON_INTERPRET=1 (the smoke run)
+DEVICE = "cuda"
 
 
 def median_ms(fn) -> float:
-    return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    """Median ms: triton's do_bench (L2 flushed) on CUDA; a short timed loop on the CPU (smoke runs)."""
+    if DEVICE == "cuda":
+        import triton.testing
+
+        return triton.testing.do_bench(fn, warmup=25, rep=100, return_mode="median")
+    fn()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def graph_ms(fn) -> float | None:
+    """Median ms of ``fn`` replayed from a CUDA graph: the kernels' time without the host's per-call
+    cost (the op layer's Python, ~0.1 ms a call, is most of the time at N·D = 4096² and below)."""
+    if DEVICE != "cuda":
+        return None
+    import triton.testing
+
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()  # warm up (Triton compiles) outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return triton.testing.do_bench(g.replay, warmup=25, rep=100, return_mode="median")
+
+
+def dtype() -> torch.dtype:
+    return torch.bfloat16 if DEVICE == "cuda" else torch.float32
 
 
 def ceilings() -> dict:
-    n = 1 << 29  # 1 GiB of bf16: far beyond L2
-    x = torch.randn(n, device="cuda", dtype=torch.bfloat16)
+    big = DEVICE == "cuda"
+    n = 1 << 29 if big else 1 << 24  # 1 GiB of bf16 on a GPU: far beyond L2
+    x = torch.randn(n, device=DEVICE, dtype=dtype())
     y = torch.empty_like(x)
     t = median_ms(lambda: y.copy_(x))
     copy_gbs = 2 * x.numel() * x.element_size() / t / 1e6
     del x, y
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    b = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    m = 8192 if big else 512
+    a = torch.randn(m, m, device=DEVICE, dtype=dtype())
+    b = torch.randn(m, m, device=DEVICE, dtype=dtype())
     t = median_ms(lambda: a @ b)
-    return {"copy_GBps": copy_gbs, "bf16_matmul_TFLOPs": 2 * 8192**3 / t / 1e9}
+    return {"copy_GBps": copy_gbs, "bf16_matmul_TFLOPs" if big else "fp32_matmul_TFLOPs": 2 * m**3 / t / 1e9}
 
 
 def case_inputs(n, d, k, dtype, seed):
-    g = torch.Generator(device="cuda").manual_seed(seed)
-    kw = dict(device="cuda", dtype=dtype, generator=g)
+    g = torch.Generator(device=DEVICE).manual_seed(seed)
+    kw = dict(device=DEVICE, dtype=dtype, generator=g)
     h = torch.randn(n, d, **kw)
     theta = torch.randn(k, d, **kw) * 0.5
     w = torch.randn(k, d, **kw) / d**0.5
-    b = torch.randn(k, device="cuda", generator=g)
-    s = torch.rand(n, k, device="cuda", generator=g)
+    b = torch.randn(k, device=DEVICE, generator=g)
+    s = torch.rand(n, k, device=DEVICE, generator=g)
     grad = torch.randn(n, d, **kw)
     return h, theta, w, b, s, grad
 
@@ -62,15 +103,14 @@ def rel(a, b):
 
 
 def run(args) -> dict:
-    dtype = torch.bfloat16
+    dt = dtype()
     ceil = ceilings()
-    print(f"ceilings: copy {ceil['copy_GBps']:.0f} GB/s, bf16 matmul {ceil['bf16_matmul_TFLOPs']:.0f} TFLOP/s",
-          flush=True)
+    print("ceilings: " + ", ".join(f"{k} {v:.0f}" for k, v in ceil.items()), flush=True)
     rows = []
     for n in args.n:
         for d in args.d:
             for k in args.k:
-                h, theta, w, b, s, grad = case_inputs(n, d, k, dtype, seed=n * 7 + d + k)
+                h, theta, w, b, s, grad = case_inputs(n, d, k, dt, seed=n * 7 + d + k)
                 ref_out, _ = reference.gated_steer(h.double(), theta.double(), w.double(), b.double(), s.double(),
                                                    True)
                 nbytes = n * d * h.element_size()
@@ -82,12 +122,14 @@ def run(args) -> dict:
                         raise SystemExit(f"{be} N={n} D={d} K={k}: rel err {err:.3e} vs reference")
                     fwd = median_ms(lambda: steerkit.gated_steer(h, theta, w, b, s, norm_preserve=True,
                                                                  check_finite=False))
+                    graph = graph_ms(lambda: steerkit.gated_steer(h, theta, w, b, s, norm_preserve=True,
+                                                                  check_finite=False))
                     hr, tr, wr, sr = (t.detach().requires_grad_() for t in (h, theta, w, s))
                     o = steerkit.gated_steer(hr, tr, wr, b, sr, norm_preserve=True, check_finite=False)
                     bwd = median_ms(lambda: torch.autograd.grad(o, (hr, tr, wr, sr), grad, retain_graph=True))
                     rows.append({
                         "backend": be, "N": n, "D": d, "K": k, "rel_err": err,
-                        "fwd_ms": fwd, "bwd_ms": bwd,
+                        "fwd_ms": fwd, "bwd_ms": bwd, "fwd_graph_ms": graph,
                         "fwd_GBps": 2 * nbytes / fwd / 1e6, "bwd_GBps": 3 * nbytes / bwd / 1e6,
                     })
                     r = rows[-1]
@@ -107,7 +149,7 @@ def environment() -> dict:
             return "unknown"
 
     return {
-        "device": torch.cuda.get_device_name(0),
+        "device": torch.cuda.get_device_name(0) if DEVICE == "cuda" else "cpu",
         "driver": cmd("nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"),
         "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
         "transformers": __import__("transformers").__version__, "python": platform.python_version(),
@@ -125,20 +167,25 @@ def markdown(res: dict) -> str:
         f"driver {env['driver']}, torch {env['torch']} (CUDA {env['cuda']}), triton {env['triton']}, "
         f"transformers {env['transformers']}, commit {env['commit'][:12]}",
         "",
-        f"Measured ceilings: copy {c['copy_GBps']:.0f} GB/s (read+write), bf16 matmul "
-        f"{c['bf16_matmul_TFLOPs']:.0f} TFLOP/s.",
-        "bf16, gated, norm-preserving, per-row strengths. '% copy' = minimal bytes (fwd 2·N·D·2, bwd 3·N·D·2) "
+        "Measured ceilings: " + ", ".join(f"{k} {v:.0f}" for k, v in c.items()) + " (copy: read+write).",
+        f"{'bf16' if env['device'] != 'cpu' else 'float32'}, gated, norm-preserving, per-row strengths. '% copy' = minimal bytes (fwd 2·N·D·2, bwd 3·N·D·2) "
         "over time, against the copy ceiling. 'vs ref' = reference time / backend time.",
         "",
-        "| backend | N | D | K | fwd µs | fwd % copy | fwd vs ref | bwd µs | bwd % copy | bwd vs ref |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "'graph' = the forward replayed from a CUDA graph: the kernels alone, without the per-call host cost.",
+        "",
+        "| backend | N | D | K | fwd µs | fwd % copy | fwd vs ref | graph µs | graph % copy | bwd µs | bwd % copy "
+        "| bwd vs ref |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ref = {(r["N"], r["D"], r["K"]): r for r in res["rows"] if r["backend"] == "reference"}
     for r in res["rows"]:
         base = ref[(r["N"], r["D"], r["K"])]
+        g = r.get("fwd_graph_ms")
+        graph = (f"{g*1e3:.1f} | {2 * r['N'] * r['D'] * 2 / g / 1e6 / c['copy_GBps']:.0%}" if g else "— | —")
         lines.append(
             f"| {r['backend']} | {r['N']} | {r['D']} | {r['K']} | {r['fwd_ms']*1e3:.1f} | "
-            f"{r['fwd_GBps']/c['copy_GBps']:.0%} | {base['fwd_ms']/r['fwd_ms']:.2f}x | {r['bwd_ms']*1e3:.1f} | "
+            f"{r['fwd_GBps']/c['copy_GBps']:.0%} | {base['fwd_ms']/r['fwd_ms']:.2f}x | {graph} | "
+            f"{r['bwd_ms']*1e3:.1f} | "
             f"{r['bwd_GBps']/c['copy_GBps']:.0%} | {base['bwd_ms']/r['bwd_ms']:.2f}x |")
     return "\n".join(lines) + "\n"
 
@@ -149,10 +196,16 @@ def main():
     p.add_argument("--n", type=int, nargs="+", default=[1, 8, 64, 4096, 32768])
     p.add_argument("--d", type=int, nargs="+", default=[4096, 8192])
     p.add_argument("--k", type=int, nargs="+", default=[1, 4, 16])
-    p.add_argument("--backends", nargs="+", default=BACKENDS, choices=BACKENDS)
+    p.add_argument("--backends", nargs="+", default=None, choices=sorted(set(BACKENDS + CPU_BACKENDS)))
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="cpu: a smoke run of the script")
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        raise SystemExit("benches/gpu_gated_steer.py needs a CUDA GPU")
+    global DEVICE
+    DEVICE = args.device
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("benches/gpu_gated_steer.py: no CUDA GPU visible (--device cpu for a smoke run)")
+    if args.backends is None:
+        args.backends = BACKENDS if DEVICE == "cuda" else [
+            b for b in CPU_BACKENDS if b != "triton" or interpreting()]
     res = run(args)
     res["environment"] = environment()
     args.out.mkdir(parents=True, exist_ok=True)

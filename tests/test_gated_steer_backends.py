@@ -125,3 +125,26 @@ def test_matches_reference(backend, dtype, case, use_backend, request):
         if name in summands:  # relative to the larger of the sum and its terms
             err *= ref.norm().item() / max(ref.norm().item(), summands[name])
         assert err <= tol, f"grad of {name}: {err:.2e} > {tol:.1e} (input seed {seed})"
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton", "cuda"])
+@pytest.mark.parametrize("k", [1, 16])
+def test_norm_preserve_when_the_steer_nearly_annuls_the_rows(backend, k, use_backend):
+    """Rows that the steer all but cancels (‖h + Σcθ‖ ≈ 1% of ‖h‖): the Triton forward gets the steered
+    norm from ‖h‖² + 2Σc(h·θ) + cᵀGc, which loses its digits there, so it must take its exact sweep;
+    every backend stays within float32 tolerance of the float64 reference. K=16 covers the tl.dot form."""
+    device = skip_unless_runnable(backend, torch.float32)
+    g = torch.Generator().manual_seed(12 + k)
+    d, n = 96, 40
+    base = torch.randn(d, dtype=torch.float64, generator=g)
+    h64 = base + 1e-3 * torch.randn(n, d, dtype=torch.float64, generator=g)
+    th64 = 0.05 * torch.randn(k, d, dtype=torch.float64, generator=g)
+    th64[0] = -base
+    s64 = torch.zeros(k, dtype=torch.float64)
+    s64[0] = 0.99  # leaves about 1% of each row
+    h64, th64 = h64.float().double(), th64.float().double()
+    want, _ = reference.gated_steer(h64, th64, None, None, s64, True)
+    use_backend(backend)
+    got = steerkit.gated_steer(h64.float().to(device), th64.float().to(device), None, None, s64.float().to(device),
+                               norm_preserve=True)
+    assert rel_err(got, want) <= 2e-5

@@ -14,9 +14,16 @@ import torch
 
 from .. import backends
 from ..reference import rms_norm
-from .gated_steer import _fail, check_steer_args, gated_steer, needs_grad, rows_of
+from .gated_steer import _fail, check_steer_args, direct, gated_steer, needs_grad, rows_of
 
 _OP = "steer_add_rmsnorm"
+
+
+def _fwd_impl(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps, weight_offset,
+              cast_before_weight):
+    be = backends.select("steer_add_rmsnorm", branch, theta.shape[0])
+    return be.steer_add_rmsnorm_forward(branch, residual, theta, gate_w, gate_b, strength, norm_preserve,
+                                        norm_weight, eps, weight_offset, cast_before_weight)
 
 
 @torch.library.custom_op("steerkit::steer_add_rmsnorm_fwd", mutates_args=())
@@ -33,10 +40,8 @@ def _fwd(
     weight_offset: float,
     cast_before_weight: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    be = backends.select("steer_add_rmsnorm", branch, theta.shape[0])
-    new_residual, normed = be.steer_add_rmsnorm_forward(
-        branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight, eps, weight_offset,
-        cast_before_weight)
+    new_residual, normed = _fwd_impl(branch, residual, theta, gate_w, gate_b, strength, norm_preserve, norm_weight,
+                                     eps, weight_offset, cast_before_weight)
     return new_residual, normed if normed is not None else branch.new_empty(0)
 
 
@@ -88,7 +93,9 @@ def steer_add_rmsnorm(
         if norm_weight is None:
             return new_residual, None
         return new_residual, rms_norm(new_residual, norm_weight, eps, weight_offset, cast_before_weight)
-    new_residual, normed = _fwd(rows_of(branch), rows_of(residual), theta, gate_w, gate_b, s, bool(norm_preserve),
-                                None if norm_weight is None else norm_weight.contiguous(), float(eps),
-                                float(weight_offset), bool(cast_before_weight))
+    b2 = rows_of(branch)
+    new_residual, normed = (_fwd_impl if direct(b2) else _fwd)(
+        b2, rows_of(residual), theta, gate_w, gate_b, s, bool(norm_preserve),
+        None if norm_weight is None else norm_weight.contiguous(), float(eps), float(weight_offset),
+        bool(cast_before_weight))
     return new_residual.reshape(branch.shape), (normed.reshape(branch.shape) if norm_weight is not None else None)

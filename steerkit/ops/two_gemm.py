@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 
 from .. import backends
+from .gated_steer import direct
 
 
 def _check_shapes(x1, y1, x2, y2) -> None:
@@ -22,7 +23,7 @@ def _check_shapes(x1, y1, x2, y2) -> None:
 
 
 @torch.library.custom_op("steerkit::two_gemm", mutates_args=())
-def two_gemm(
+def _two_gemm_op(
     x1: torch.Tensor,
     y1: torch.Tensor,
     x2: Optional[torch.Tensor] = None,
@@ -31,10 +32,21 @@ def two_gemm(
     row_scale: Optional[torch.Tensor] = None,
     out_dtype: Optional[torch.dtype] = None,
 ) -> torch.Tensor:
+    return _impl(x1, y1, x2, y2, bias, row_scale, out_dtype)
+
+
+def _impl(x1, y1, x2, y2, bias, row_scale, out_dtype):
     _check_shapes(x1, y1, x2, y2)
     return backends.select("two_gemm", x1).two_gemm(x1, y1, x2, y2, bias, row_scale, out_dtype)
 
 
-@two_gemm.register_fake
+@_two_gemm_op.register_fake
 def _(x1, y1, x2=None, y2=None, bias=None, row_scale=None, out_dtype=None):
     return x1.new_empty((x1.shape[0], y1.shape[1]), dtype=out_dtype or x1.dtype)
+
+
+def two_gemm(x1, y1, x2=None, y2=None, bias=None, row_scale=None, out_dtype=None) -> torch.Tensor:
+    """The op, or its backend directly when called eagerly on plain tensors (``gated_steer.direct``)."""
+    if direct(x1):
+        return _impl(x1, y1, x2, y2, bias, row_scale, out_dtype)
+    return _two_gemm_op(x1, y1, x2, y2, bias, row_scale, out_dtype)
