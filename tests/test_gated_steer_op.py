@@ -202,3 +202,25 @@ def test_meta_tensors_take_the_op_route():
     h, theta, w, b, s = (t.to("meta") for t in _params(n=3, d=8, k=2, dtype=torch.float32))
     out, gates = steerkit.gated_steer(h, theta, w, b, s, return_gates=True, check_finite=False)
     assert out.device.type == "meta" and out.shape == (3, 8) and gates.shape == (3, 2)
+
+
+def test_transforms_never_take_the_direct_route():
+    """Inside vmap or forward-mode AD the tensors look plain; the direct route would hand the kernel the
+    unbatched data or drop the tangent, silently. They go through the op, which refuses what it lacks."""
+    import importlib
+
+    from torch.autograd import forward_ad
+
+    op_module = importlib.import_module("steerkit.ops.gated_steer")
+    h, theta, w, b, s = _params(n=3, d=5, k=2, dtype=torch.float32)
+    seen = []
+    torch.func.vmap(lambda x: seen.append(op_module.direct(x)) or x)(h)
+    with forward_ad.dual_level():
+        dual = forward_ad.make_dual(h, torch.ones_like(h))
+        seen.append(op_module.direct(dual))
+        # no forward-mode formula: an error, never an answer without its tangent
+        with pytest.raises(ValueError, match="gated_steer: forward-mode AD .* is not supported"):
+            steerkit.gated_steer(dual, theta, w, b, s, check_finite=False)
+    assert seen == [False, False] and op_module.direct(h)
+    with pytest.raises(Exception):  # the op has no batching rule: vmap refuses rather than mixing rows
+        torch.func.vmap(lambda x: steerkit.gated_steer(x, theta, w, b, s, check_finite=False))(h[:, None, :])

@@ -27,13 +27,25 @@ def compiling() -> bool:
     return bool(is_compiling is not None and is_compiling())
 
 
+def _transformed() -> bool:
+    """Whether a torch.func transform (vmap, grad, jvp) or forward-mode AD is active: their tensors look
+    plain, and a kernel handed their data would silently drop the batch dimension or the tangent, where
+    the op raises. Where torch has moved these internals, assume a transform (the op is always right)."""
+    try:
+        from torch.autograd import forward_ad
+
+        return forward_ad._current_level >= 0 or torch._C._functorch.maybe_current_level() is not None
+    except AttributeError:
+        return True
+
+
 def direct(t: torch.Tensor) -> bool:
     """Whether an op on ``t`` calls its backend kernel directly instead of through its torch.library op:
     eagerly, on a plain tensor on a real device. The op's Python dispatch costs about 55 µs a call (CPU,
     measured), more than the kernel at decoding sizes; tracing (torch.compile, export), tensor subclasses
-    (fake, functional, distributed) and meta tensors need the op and its fake implementation. Both
-    routes run the same backend function."""
-    return type(t) is torch.Tensor and t.device.type != "meta" and not compiling()
+    (fake, functional, distributed), meta tensors and torch.func transforms need the op. Both routes run
+    the same backend function."""
+    return type(t) is torch.Tensor and t.device.type != "meta" and not compiling() and not _transformed()
 
 
 def _fwd_impl(h, theta, gate_w, gate_b, strength, norm_preserve):
@@ -212,6 +224,18 @@ def _skip_host_checks() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
 
 
+def _refuse_forward_ad(op: str, *tensors) -> None:
+    """Forward-mode AD (jvp, dual tensors) has no formula in these ops, and torch would return their
+    output without a tangent: a silent wrong answer, refused instead."""
+    from torch.autograd import forward_ad
+
+    if getattr(forward_ad, "_current_level", -1) < 0:
+        return
+    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+        raise ValueError(f"{op}: forward-mode AD (dual tensors, jvp) is not supported; use reverse mode "
+                         "(backward, torch.autograd.grad)")
+
+
 def check_steer_args(h, theta, gate_w, gate_b, strength, check_finite: bool, op: str = "gated_steer"):
     """Validates the steering arguments of an op whose activation is ``h`` [..., D] and brings them to
     the form every kernel takes: ``(theta, gate_w, gate_b, strength)`` contiguous, gate_b and
@@ -233,6 +257,7 @@ def check_steer_args(h, theta, gate_w, gate_b, strength, check_finite: bool, op:
         if gate_w is None:
             _fail("gate_b", "None when gate_w is None (gate-free steering has no bias)", "a tensor", op)
         _check_param("gate_b", gate_b, (k,), h, False, op)
+    _refuse_forward_ad(op, h, theta, gate_w, gate_b, strength)
     lead = tuple(h.shape[:-1])
     acc = accumulate_dtype(h.dtype)
     if isinstance(strength, torch.Tensor):
