@@ -142,17 +142,20 @@ def two_gemm(x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor | None = None,
     the second is accumulated into the first in place, so no second [rows, out] temporary is made.
     Differentiable."""
     dt = out_dtype or x1.dtype
-    x1, y1 = x1.to(dt), y1.to(dt)
+
+    def cast(t):
+        return t if t.dtype == dt else t.to(dt)
+
     if bias is not None and row_scale is None:
-        y = torch.addmm(bias.to(dt), x1, y1)
+        y = torch.addmm(cast(bias), cast(x1), cast(y1))
     else:
-        y = x1 @ y1
+        y = cast(x1) @ cast(y1)
     if x2 is not None:
-        y = y.addmm_(x2.to(dt), y2.to(dt))
+        y = y.addmm_(cast(x2), cast(y2))
     if row_scale is not None:
-        y = y * row_scale.to(dt)[:, None]
+        y = y * cast(row_scale)[:, None]
         if bias is not None:
-            y = y + bias.to(dt)
+            y = y + cast(bias)
     return y
 
 

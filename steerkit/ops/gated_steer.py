@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+from torch.autograd import forward_ad as _forward_ad
 
 from .. import backends
 from ..reference import accumulate_dtype
@@ -21,22 +22,23 @@ from ..reference import accumulate_dtype
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
+_is_compiling = getattr(torch.compiler, "is_compiling", None)
+_functorch_level = getattr(getattr(torch._C, "_functorch", None), "maybe_current_level", None)
+
+
 def compiling() -> bool:
     """Whether torch.compile or torch.export is tracing this call."""
-    is_compiling = getattr(torch.compiler, "is_compiling", None)
-    return bool(is_compiling is not None and is_compiling())
+    return _is_compiling is not None and _is_compiling()
 
 
 def _transformed() -> bool:
     """Whether a torch.func transform (vmap, grad, jvp) or forward-mode AD is active: their tensors look
     plain, and a kernel handed their data would silently drop the batch dimension or the tangent, where
     the op raises. Where torch has moved these internals, assume a transform (the op is always right)."""
-    try:
-        from torch.autograd import forward_ad
-
-        return forward_ad._current_level >= 0 or torch._C._functorch.maybe_current_level() is not None
-    except AttributeError:
+    level = getattr(_forward_ad, "_current_level", None)
+    if level is None or _functorch_level is None:
         return True
+    return level >= 0 or _functorch_level() is not None
 
 
 def direct(t: torch.Tensor) -> bool:
@@ -227,11 +229,9 @@ def _skip_host_checks() -> bool:
 def _refuse_forward_ad(op: str, *tensors) -> None:
     """Forward-mode AD (jvp, dual tensors) has no formula in these ops, and torch would return their
     output without a tangent: a silent wrong answer, refused instead."""
-    from torch.autograd import forward_ad
-
-    if getattr(forward_ad, "_current_level", -1) < 0:
+    if getattr(_forward_ad, "_current_level", -1) < 0:
         return
-    if any(isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+    if any(isinstance(t, torch.Tensor) and _forward_ad.unpack_dual(t).tangent is not None for t in tensors):
         raise ValueError(f"{op}: forward-mode AD (dual tensors, jvp) is not supported; use reverse mode "
                          "(backward, torch.autograd.grad)")
 

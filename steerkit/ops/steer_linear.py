@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import torch
 
-from .. import reference
+from .. import backends, reference
 from ..reference import NORM_EPS, accumulate_dtype
-from .gated_steer import _fail, check_steer_args, needs_grad, rows_of
+from .gated_steer import _fail, check_steer_args, direct, needs_grad, rows_of
 from .two_gemm import two_gemm
 
 _OP = "steer_linear"
@@ -87,8 +87,10 @@ def steer_linear(
     elif tuple(folded.shape) != (theta.shape[0], out_f):
         _fail("folded", f"fold(weight, theta) of shape [{theta.shape[0]}, {out_f}]", f"{list(folded.shape)}", _OP)
     a2 = rows_of(a)
-    # the registry's two-GEMM op when nothing needs gradients, else the same algebra in torch ops
-    gemm = reference.two_gemm if grad else two_gemm
+    # the registry's two-GEMM kernel when nothing needs gradients, else the same algebra in torch ops;
+    # where the registry routes to the reference anyway, it is called at once (two calls' dispatch saved)
+    torch_ops = grad or (direct(a2) and backends.route("two_gemm", a2.device.type, a2.dtype)[0] == "reference")
+    gemm = reference.two_gemm if torch_ops else two_gemm
     c, r = _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, gemm)
     y = gemm(a2, weight.t(), c.to(a.dtype), folded.to(a.dtype), bias, row_scale=r)
     return y.reshape(tuple(a.shape[:-1]) + (out_f,))
