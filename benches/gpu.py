@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -82,8 +83,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # -- fused op micro-benchmarks ----------------------------------------------------------------------
 
-def bench_fused(device, dtype, ns, d, k, out_features, copy_gbps):
-    rows = []
+def bench_fused(device, dtype, ns, d, k, out_features, copy_gbps, rows=None):
+    rows = [] if rows is None else rows  # filled as each size finishes
     g = torch.Generator(device=device).manual_seed(0)
     kw = dict(device=device, dtype=dtype, generator=g)
     theta = torch.randn(k, d, **kw) * 0.5
@@ -237,8 +238,8 @@ class Decoder:
         return first, time.perf_counter() - t0
 
 
-def bench_decode(model, vectors, args, device, deadline):
-    rows = []
+def bench_decode(model, vectors, args, device, deadline, rows=None):
+    rows = [] if rows is None else rows  # filled as each mode finishes
     s_a, s_b = torch.tensor([1.0, 0.5, -0.5]), torch.tensor([0.25, -1.0, 2.0])
     for batch in args.batches:
         for mode in args.modes:
@@ -321,6 +322,8 @@ def markdown(res: dict) -> str:
     env = res["environment"]
     lines = [f"# steerkit GPU benchmark on {env.get('device', '?')}", "",
              ", ".join(f"{k} {v}" for k, v in env.items() if k != "device"), ""]
+    if res.get("cut_short"):
+        lines += [f"**Cut short:** {res['cut_short']}; the tables hold what was measured before.", ""]
     c = res.get("ceilings")
     if c:
         lines += [f"Measured ceilings: copy {c['copy_GBps']:.0f} GB/s, bf16 matmul {c['bf16_matmul_TFLOPs']:.0f} "
@@ -384,6 +387,45 @@ def plot(res: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _measure(args, res: dict, device: str, dtype, start: float) -> None:
+    """Every section asked for, into ``res`` as each finishes (a deadline keeps what was measured)."""
+    copy_gbps = None
+    if device == "cuda" and "ceilings" in args.sections:
+        from gpu_gated_steer import ceilings
+
+        res["ceilings"] = ceilings()
+        copy_gbps = res["ceilings"]["copy_GBps"]
+        print("ceilings", res["ceilings"], flush=True)
+    if device == "cuda" and "gated_steer" in args.sections:
+        import gpu_gated_steer as g
+
+        gs = g.run(argparse.Namespace(n=[1, 8, 64, 4096, 32768], d=[4096, 8192], k=[1, 4, 16],
+                                      backends=g.BACKENDS))
+        gs["environment"] = res["environment"]
+        res["gated_steer"] = gs["rows"]
+        res["gated_steer_md"] = g.markdown(gs)
+    if "fused" in args.sections:
+        d = PRESETS[args.preset]["hidden_size"]
+        bench_fused(device, dtype, args.fused_n, d, 3, d, copy_gbps, rows=res.setdefault("fused", []))
+    if {"decode", "prefill"} & set(args.sections):
+        model = build_model(args.preset, device, dtype)
+        n = model.config.num_hidden_layers
+        layers = args.layers or [max(0, n // 2 - 2 + i) for i in range(min(4, n))]
+        vectors = make_vectors(model, args.site, layers, 3)
+        res["config"]["steered_layers"] = layers
+        deadline = start + args.budget_s
+        if "decode" in args.sections:
+            bench_decode(model, vectors, args, device, deadline, rows=res.setdefault("decode", []))
+        if "prefill" in args.sections:
+            if time.perf_counter() < deadline:
+                try:
+                    res["prefill"] = bench_prefill(model, vectors, args, device)
+                except Exception as err:  # recorded, like a failing decode mode
+                    res["prefill_error"] = f"{type(err).__name__}: {err}"[:500]
+            else:
+                res["prefill_skipped"] = "over --budget-s"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -414,47 +456,20 @@ def main(argv=None) -> int:
     res = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}}
     res["environment"] = environment() if device == "cuda" else {
         "device": "cpu", "torch": torch.__version__, "steerkit": steerkit.__version__}
-    copy_gbps = None
-    if device == "cuda" and "ceilings" in args.sections:
-        from gpu_gated_steer import ceilings
-
-        res["ceilings"] = ceilings()
-        copy_gbps = res["ceilings"]["copy_GBps"]
-        print("ceilings", res["ceilings"], flush=True)
-    if device == "cuda" and "gated_steer" in args.sections:
-        import gpu_gated_steer as g
-
-        gs = g.run(argparse.Namespace(n=[1, 8, 64, 4096, 32768], d=[4096, 8192], k=[1, 4, 16],
-                                      backends=g.BACKENDS))
-        gs["environment"] = res["environment"]
-        res["gated_steer"] = gs["rows"]
-        res["gated_steer_md"] = g.markdown(gs)
-    if "fused" in args.sections:
-        d = PRESETS[args.preset]["hidden_size"]
-        res["fused"] = bench_fused(device, dtype, args.fused_n, d, 3, d, copy_gbps)
-    if {"decode", "prefill"} & set(args.sections):
-        model = build_model(args.preset, device, dtype)
-        n = model.config.num_hidden_layers
-        layers = args.layers or [max(0, n // 2 - 2 + i) for i in range(min(4, n))]
-        vectors = make_vectors(model, args.site, layers, 3)
-        res["config"]["steered_layers"] = layers
-        deadline = start + args.budget_s
-        if "decode" in args.sections:
-            res["decode"] = bench_decode(model, vectors, args, device, deadline)
-        if "prefill" in args.sections:
-            if time.perf_counter() < deadline:
-                try:
-                    res["prefill"] = bench_prefill(model, vectors, args, device)
-                except Exception as err:  # recorded, like a failing decode mode
-                    res["prefill_error"] = f"{type(err).__name__}: {err}"[:500]
-            else:
-                res["prefill_skipped"] = "over --budget-s"
-    res["seconds"] = time.perf_counter() - start
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(res, indent=1, default=str))
-    (args.out / "gpu.md").write_text(markdown(res))
-    plot(res, args.out / "gpu.png")
-    print(markdown(res))
+    # a deadline (timeout's SIGTERM) ends the measuring, not the write: what was measured is kept
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    try:
+        _measure(args, res, device, dtype, start)
+    except SystemExit:
+        res["cut_short"] = "stopped by its deadline (SIGTERM)"
+        raise
+    finally:
+        res["seconds"] = time.perf_counter() - start
+        (args.out / "gpu.json").write_text(json.dumps(res, indent=1, default=str))
+        (args.out / "gpu.md").write_text(markdown(res))
+        plot(res, args.out / "gpu.png")
+        print(markdown(res))
     return 0
 
 

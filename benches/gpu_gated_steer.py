@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -102,11 +104,15 @@ def rel(a, b):
     return ((a.double() - b.double()).norm() / b.double().norm()).item()
 
 
-def run(args) -> dict:
+def run(args, res: dict | None = None) -> dict:
+    """The grid; rows are appended to ``res["rows"]`` as they are measured, so a run cut short by its
+    deadline still writes what it has."""
     dt = dtype()
     ceil = ceilings()
     print("ceilings: " + ", ".join(f"{k} {v:.0f}" for k, v in ceil.items()), flush=True)
-    rows = []
+    res = {} if res is None else res
+    res.update(ceilings=ceil, rows=[])
+    rows = res["rows"]
     for n in args.n:
         for d in args.d:
             for k in args.k:
@@ -136,7 +142,7 @@ def run(args) -> dict:
                     print(f"{be:>9} N={n:>6} D={d} K={k:>2}  fwd {fwd*1e3:9.1f} us ({r['fwd_GBps']/ceil['copy_GBps']:6.1%})"
                           f"  bwd {bwd*1e3:9.1f} us ({r['bwd_GBps']/ceil['copy_GBps']:6.1%})  err {err:.1e}", flush=True)
                 steerkit.set_backend(None)
-    return {"ceilings": ceil, "rows": rows}
+    return res
 
 
 def environment() -> dict:
@@ -171,6 +177,7 @@ def markdown(res: dict) -> str:
         f"{'bf16' if env['device'] != 'cpu' else 'float32'}, gated, norm-preserving, per-row strengths. '% copy' = minimal bytes (fwd 2·N·D·2, bwd 3·N·D·2) "
         "over time, against the copy ceiling. 'vs ref' = reference time / backend time.",
         "",
+        *([f"**Cut short:** {res['cut_short']}.", ""] if res.get("cut_short") else []),
         "'graph' = the forward replayed from a CUDA graph: the kernels alone, without the per-call host cost.",
         "",
         "| backend | N | D | K | fwd µs | fwd % copy | fwd vs ref | graph µs | graph % copy | bwd µs | bwd % copy "
@@ -206,12 +213,20 @@ def main():
     if args.backends is None:
         args.backends = BACKENDS if DEVICE == "cuda" else [
             b for b in CPU_BACKENDS if b != "triton" or interpreting()]
-    res = run(args)
-    res["environment"] = environment()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gated_steer.json").write_text(json.dumps(res, indent=1))
-    (args.out / "gated_steer.md").write_text(markdown(res))
-    print(markdown(res))
+    res = {"environment": environment()}
+    # a deadline (timeout's SIGTERM) ends the grid, not the write: what was measured is kept
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
+    try:
+        run(args, res)
+    except SystemExit:
+        res["cut_short"] = "stopped by its deadline (SIGTERM) after the rows below"
+        raise
+    finally:
+        if res.get("rows"):
+            (args.out / "gated_steer.json").write_text(json.dumps(res, indent=1))
+            (args.out / "gated_steer.md").write_text(markdown(res))
+            print(markdown(res))
 
 
 if __name__ == "__main__":
