@@ -43,8 +43,8 @@ def _transformed() -> bool:
 
 def direct(t: torch.Tensor) -> bool:
     """Whether an op on ``t`` calls its backend kernel directly instead of through its torch.library op:
-    eagerly, on a plain tensor on a real device. The op's Python dispatch costs about 55 µs a call (CPU,
-    measured), more than the kernel at decoding sizes; tracing (torch.compile, export), tensor subclasses
+    eagerly, on a plain tensor on a real device. The op's Python dispatch cost 20 µs of a 49 µs call here
+    (CPU, N=1; 55 µs on a busy machine), more than the kernel at decoding sizes; tracing (torch.compile, export), tensor subclasses
     (fake, functional, distributed), meta tensors and torch.func transforms need the op. Both routes run
     the same backend function."""
     return type(t) is torch.Tensor and t.device.type != "meta" and not compiling() and not _transformed()
