@@ -286,13 +286,14 @@ def _collect(args) -> int:
     check_output_dir(args.out, "--out")
     device = _device(args)
     from .hf import load_local
-    from .mat.shards import ActivationShards, collect_shards, distributed
+    from .launch import join_process_group
+    from .mat.shards import ActivationShards, collect_shards
 
     model, tok = load_local(args.model, device=device)
     index = collect_shards(model, tok, args.data, args.out, site=args.site, layer=args.layer, tokens=args.tokens,
                            shard_tokens=args.shard_tokens, batch_size=args.batch_size, max_length=args.max_length,
                            progress=not args.quiet)
-    if distributed()[0] == 0:
+    if join_process_group()[0] == 0:
         shards = ActivationShards(index.parent)
         print(f"{len(shards)} rows of {args.site}@{args.layer} in {len(shards.shards)} shards; index {index}")
     return 0
@@ -349,8 +350,8 @@ def _fit(args) -> int:
                  seed=args.seed)
     records = focus.build_focus_dataset(args.data, task, **build)
     val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
-    from .focus.trainer import distributed_rank
-    first = distributed_rank()[0] == 0  # under torchrun every rank runs this; one of them writes
+    from .launch import rank_and_world
+    first = rank_and_world()[0] == 0  # under torchrun every rank runs this; one of them writes
     if args.save_records and first:
         focus.save_jsonl(records, args.save_records)
     lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,

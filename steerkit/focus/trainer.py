@@ -4,7 +4,6 @@ target tokens only and early stopping on the validation loss."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -16,6 +15,7 @@ import torch
 
 from .. import hf
 from ..devices import resolve_device
+from ..launch import rank_and_world, run_id
 from ..outputs import check_output_dir
 from .config import FocusTrainConfig, LoraSettings
 from .data import FocusRecord, load_records
@@ -129,7 +129,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     pad = pad_id(tok)
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
-    rank, world = distributed_rank()
+    rank, world = rank_and_world()
     # each of the world's processes takes batch_size rows a step: the global batch is world times larger
     steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum * world))
     total = max(1, int(steps_per_epoch * config.epochs))
@@ -175,11 +175,6 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     return result
 
 
-def distributed_rank() -> tuple[int, int]:
-    """(rank, world size) as torchrun and accelerate launch set them; (0, 1) in one process."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def _scratch_dir(output_dir, world: int) -> Path:
     """Where the Trainer keeps its checkpoints. Every rank must see the same folder (rank 0 writes the
     checkpoints, every rank loads the best one), so under several processes it is inside the output
@@ -188,5 +183,4 @@ def _scratch_dir(output_dir, world: int) -> Path:
         return Path(tempfile.mkdtemp(prefix="steerkit-fit-"))
     if output_dir is not None:
         return Path(output_dir) / ".steerkit-checkpoints"
-    run = os.environ.get("TORCHELASTIC_RUN_ID") or f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}"
-    return Path(tempfile.gettempdir()) / f"steerkit-fit-{run}"
+    return Path(tempfile.gettempdir()) / f"steerkit-fit-{run_id()}"

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .. import models
+from ..launch import join_process_group
 from ..vectors import SITES
 from .data import LABELS, load_examples
 
@@ -59,17 +60,6 @@ def _shard_is_complete(path: Path, start: int, end: int) -> bool:
         len(example) == 0 or (int(example.min()) >= start and int(example.max()) < end))
 
 
-def distributed() -> tuple:
-    """(rank, world size); joins the process group (gloo on the CPU) when torchrun started several."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return dist.get_rank(), dist.get_world_size()
-
-
 def collect_shards(model, tokenizer, examples, out, site: str = "attn_heads", layer: int = 0, tokens: str = "all",
                    shard_tokens: int = 65536, batch_size: int = 16, max_length: int = 256, progress: bool = True,
                    arch: models.ArchSpec | None = None) -> Path:
@@ -90,7 +80,7 @@ def collect_shards(model, tokenizer, examples, out, site: str = "attn_heads", la
     if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < layout.num_layers:
         raise ValueError(f"layer must be an int in 0..{layout.num_layers - 1}, got {layer!r}")
     out = Path(out)
-    rank, world = distributed()
+    rank, world = join_process_group()
     out.mkdir(parents=True, exist_ok=True)
     ids = [tokenizer(e.text, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
            for e in examples]

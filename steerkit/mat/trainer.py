@@ -12,7 +12,7 @@ Two recipes share one loop:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 
@@ -21,7 +21,7 @@ from ..devices import resolve_device
 from ..ops import gated_steer
 from ..vectors import SteeringVectors
 from .rows import TensorRows, concat_gather
-from .config import RECIPES, MATConfig
+from .config import MATConfig
 from .losses import LossTerms, mat_loss, mmd
 
 def median_distance(x: torch.Tensor, sample: int = 1024, generator: torch.Generator | None = None) -> float:
