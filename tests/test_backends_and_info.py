@@ -159,3 +159,10 @@ def test_triton_backend_imports_wherever_triton_does():
     pytest.importorskip("triton")
     ok, detail = backends.BACKENDS["triton"].status()
     assert ok, detail
+
+
+@pytest.mark.skipif(not (ROOT / "setup.py").exists(), reason="needs the source tree (setup.py)")
+def test_the_source_tree_has_one_top_level_package():
+    """A top-level package beside steerkit shadows any PyPI package of that name for code run from the
+    repo root: a top-level kernels/ once did, when transformers 5.25 began importing the `kernels` package."""
+    assert [p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()] == ["steerkit"]
