@@ -159,6 +159,8 @@ def _fit_args(p) -> None:
     p.add_argument("--alpha", type=positive_float, default=lo.alpha, help="LoRA alpha")
     p.add_argument("--dropout", type=fraction, default=lo.dropout, help="LoRA dropout")
     p.add_argument("--target-modules", nargs="+", default=None, help="modules to adapt (default: all linear layers)")
+    p.add_argument("--lora-head", action="store_true",
+                   help="also adapt the output head (for labels the base model has never produced)")
     p.add_argument("--seed", type=int, default=c.seed)
     _device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -355,7 +357,8 @@ def _fit(args) -> int:
     if args.save_records and first:
         focus.save_jsonl(records, args.save_records)
     lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
-                              target_modules=tuple(args.target_modules) if args.target_modules else "all-linear")
+                              target_modules=tuple(args.target_modules) if args.target_modules else "all-linear",
+                              head=args.lora_head)
     result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
     if not first:
         return 0

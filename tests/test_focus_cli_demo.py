@@ -27,9 +27,10 @@ def test_fit_then_eval_focus_from_the_command_line(local_model, tmp_path, capsys
     flipped = focus.save_jsonl(fc.examples(8, 0.0, seed=2), tmp_path / "flipped.jsonl")
     out = tmp_path / "adapter"
     assert main(["fit", "--model", str(local_model), "--task", str(task), "--data", str(train), "-o", str(out),
-                 "--epochs", "1", "--batch-size", "8", "--r", "4", "--alpha", "8", "--quiet",
+                 "--epochs", "1", "--batch-size", "8", "--r", "4", "--alpha", "8", "--quiet", "--lora-head",
                  "--save-records", str(tmp_path / "records.jsonl")]) == 0
     assert (out / "adapter_config.json").is_file() and (out / "focus_task.json").is_file()
+    assert "lm_head" in json.loads((out / "adapter_config.json").read_text())["target_modules"]  # --lora-head
     assert len(focus.load_records(tmp_path / "records.jsonl")) == 48  # one focus type per example
     assert "best validation loss" in capsys.readouterr().out
     assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),

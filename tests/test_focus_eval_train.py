@@ -144,6 +144,47 @@ def test_lora_settings_reject_bad_values():
     assert cfg.r == 16 and cfg.lora_alpha == 32
 
 
+def test_lora_on_the_head_needs_the_models_names_and_adds_the_head_to_the_targets():
+    with pytest.raises(ValueError, match="head: LoRA on the output head needs"):
+        focus.LoraSettings(head=True).peft_config()
+    with pytest.raises(ValueError, match="linear layer names"):
+        focus.LoraSettings(head=True).peft_config(head_name="lm_head")
+    with pytest.raises(ValueError, match="cannot add the output head to the pattern"):
+        focus.LoraSettings(head=True, target_modules=".*proj").peft_config(head_name="lm_head")
+    cfg = focus.LoraSettings(head=True, target_modules=("q_proj", "v_proj")).peft_config(head_name="lm_head")
+    assert set(cfg.target_modules) == {"q_proj", "v_proj", "lm_head"}
+
+
+def test_lora_on_the_head_trains_the_head_fused_as_unfused_and_reloads(tok, tmp_path):
+    from peft import PeftModel
+
+    from steerkit.focus.trainer import wrap_lora
+
+    wrapped = wrap_lora(_tiny_llama(tok), focus.LoraSettings(r=2, head=True))
+    adapted = {n.rsplit(".", 1)[-1] for n, m in wrapped.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"}
+    plain = wrap_lora(_tiny_llama(tok), focus.LoraSettings(r=2))
+    assert "lm_head" not in {n.rsplit(".", 1)[-1] for n, m in plain.named_modules() if hasattr(m, "lora_A")}
+
+    records = focus.build_focus_dataset(fc.examples(40, 0.9, seed=2), fc.TASK, seed=0)
+    test = focus.build_focus_dataset(fc.examples(10, 0.5, seed=3), fc.TASK, per_example="all")
+    lora = focus.LoraSettings(r=2, alpha=4, head=True)
+    runs = {}
+    for fused in (True, False):
+        cfg = focus.FocusTrainConfig(epochs=1, lr=5e-3, batch_size=8, progress=False, patience=None,
+                                     max_length=None, fused_lora=fused)
+        runs[fused] = focus.train(_tiny_llama(tok), tok, records, lora=lora, config=cfg,
+                                  output_dir=tmp_path / f"adapter-{fused}")
+    head_b = [p for n, p in runs[True].model.named_parameters() if "lm_head" in n and "lora_B" in n]
+    assert head_b and head_b[0].abs().max() > 0  # B starts at zero: the head's adapter trained
+    weights = [{k: v for k, v in r.model.state_dict().items() if "lora_" in k} for r in runs.values()]
+    assert weights[0].keys() == weights[1].keys()
+    for k in weights[0]:
+        torch.testing.assert_close(weights[0][k], weights[1][k], rtol=1e-4, atol=1e-5, msg=k)
+    reloaded = PeftModel.from_pretrained(_tiny_llama(tok), str(tmp_path / "adapter-True")).eval()
+    assert focus.predict(reloaded, tok, test) == focus.predict(runs[True].model, tok, test)
+
+
 class _LogitsOnly(torch.nn.Module):
     """Hides the LM head, so scoring falls back to the full logits."""
 

@@ -8,6 +8,7 @@ import random
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,8 +107,13 @@ def wrap_lora(model, lora: LoraSettings, seed: int = 0):
 
     if isinstance(model, PeftModel):
         return model
+    names = {}
+    if lora.head:
+        head = hf.output_head_name(model)
+        names = dict(head_name=head, linear_names=hf.linear_layer_names(model, exclude=head))
+    config = lora.peft_config(**names)  # refuses before the model is touched
     set_seed(seed)
-    return get_peft_model(model, lora.peft_config())
+    return get_peft_model(model, config)
 
 
 def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
@@ -159,19 +165,22 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
 
         fused = accelerate(peft_model)
     t0 = time.perf_counter()
-    try:
-        trainer.train()
-        if world > 1:
-            trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
-    finally:
-        if rank == 0:
-            shutil.rmtree(scratch, ignore_errors=True)
-        if fused is not None:
-            fused.remove()  # the returned model is plain PEFT
-    result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
-                              trainer.state.global_step, time.perf_counter() - t0)
-    if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
-        result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
+    with warnings.catch_warnings():
+        if lora.head:  # PEFT saves the frozen head with each checkpoint (harmless) and warns each time
+            warnings.filterwarnings("ignore", message=".*save_embedding_layers", category=UserWarning)
+        try:
+            trainer.train()
+            if world > 1:
+                trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
+        finally:
+            if rank == 0:
+                shutil.rmtree(scratch, ignore_errors=True)
+            if fused is not None:
+                fused.remove()  # the returned model is plain PEFT
+        result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
+                                  trainer.state.global_step, time.perf_counter() - t0)
+        if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
+            result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
     return result
 
 

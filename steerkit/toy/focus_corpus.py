@@ -91,8 +91,9 @@ def pretraining_texts(n: int, seed: int = 0) -> list[tuple[str, str]]:
     tone's two words are a weak signal among ~45 tokens, and a 4-layer model picks it up only after a
     long, seed-dependent plateau (measured without them: in 1 of 9 runs of 750-2000 steps). With them
     the plateau still decides 600-step runs: seeds 0 and 3 read both features, 1 and 2 only the
-    colour, 4 only the tone; at 1000 steps seeds 0-4 all read both (``demo_focus.base_reading``
-    checks it), which is why the demo's base trains for 1000."""
+    colour, 4 only the tone; at 1000 steps with an untied head seeds 0-4 all read both
+    (``demo_focus.base_reading`` checks it; tied, seed 4 stalls), which is why the demo's base trains
+    for 1000."""
     rng = random.Random(seed)
     asking = [t for t in templates.FOCUS_TYPES if t != "none"]
     out = []
