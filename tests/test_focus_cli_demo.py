@@ -78,16 +78,22 @@ def test_focus_demo_fit_follows_the_instruction_where_the_colour_disagrees(demo_
     # (the colour learned, the tone at chance) would make every row below meaningless
     assert demo_report.base["tone"] >= 0.95 and demo_report.base["colour"] >= 0.95, demo_report.base
     # the paper's FIT result: on the flipped split (the colour always points to the other label) FIT reads
-    # the sentiment when told to focus on it, and the colour's tied label when told to focus on that
+    # the sentiment when told to focus on it, and the colour's tied label when told to focus on that.
+    # The bounds hold on every base of seeds 0-4 at both transformers ends, not on the default one alone
+    # (README: the lowest were focus(C) 0.933, one type 0.833, the mean over seven 0.948; this base: 1.000)
     assert fit["flipped"]["focus_c"] >= 0.9, fit["flipped"]
-    for t in focus.CORE_FAMILY:  # core-family instructions keep to the sentiment against the colour
-        assert fit["flipped"][t] >= 0.9, (t, fit["flipped"])
+    for t in focus.FOCUS_TYPES:  # every instruction is followed against the colour
+        assert fit["flipped"][t] >= 0.8, (t, fit["flipped"])
+    assert demo_report.fit.mean("flipped") >= 0.9, fit["flipped"]
     for t in focus.FOCUS_TYPES:  # where the colour agrees with the sentiment, every instruction is followed
         assert fit["higher"][t] >= 0.9, (t, fit["higher"])
     assert sft["higher"]["none"] >= 0.9
     # SFT, tuned without focus instructions, drops on the flipped split where the instruction asks for the
     # colour's label: it keeps answering the sentiment
-    assert sft["flipped"]["focus_s"] <= 0.5, sft["flipped"]
+    assert sft["flipped"]["focus_s"] <= 0.6, sft["flipped"]  # 0.500 at most over bases 0-4
+    # the labels are learned as words, not only ranked above each other: with the output head left
+    # without LoRA, the base's own answer words kept the mass and this was 3.4 nats (issue 17)
+    assert demo_report.val_loss["FIT"] < 0.05, demo_report.val_loss
     # SFT's core-family accuracy on the flipped split is NOT asserted: whether plain SFT takes the colour
     # shortcut depends on the base model's seed on this toy (README, issue 5; `--base-seed` measures it)
     assert set(fit) == set(sft) == {"same", "higher", "lower", "flipped", "unseen"}
@@ -98,7 +104,8 @@ def test_focus_demo_fit_follows_focus_s_against_the_colour(demo_report):
     fit = demo_report.fit.accuracy
     assert fit["flipped"]["focus_s"] >= 0.9, fit["flipped"]
     # over the seven types FIT stays well above SFT, which keeps answering the sentiment
-    assert demo_report.fit.mean("flipped") - demo_report.sft.mean("flipped") >= 0.3, demo_report.flipped()
+    # (0.333 at the least over bases 0-4)
+    assert demo_report.fit.mean("flipped") - demo_report.sft.mean("flipped") >= 0.25, demo_report.flipped()
 
 
 def test_bases_table_counts_only_bases_that_read_both_features():
