@@ -48,12 +48,12 @@ def _peak_mib() -> float:
 def worker(args) -> None:
     """One measurement in this process; prints one JSON line."""
     from steerkit import mat
-    from steerkit.hf import load_local
+    from steerkit.hf import load_model
     from steerkit.mat.shards import ActivationShards
 
     t = time.perf_counter()
     if args.worker == "collect-mem":
-        model, tok = load_local(args.model)
+        model, tok = load_model(args.model)
         acts = mat.collect_activations(model, tok, args.data, site="block_out", layer=2, progress=False)
         rows = sum(len(acts.pos[a]) + len(acts.neg[a]) for a in acts.attributes)
     else:

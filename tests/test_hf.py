@@ -68,15 +68,15 @@ def test_dtype_keyword_matches_the_release():
     assert hf.dtype_kwargs(torch.float16) == {key: torch.float16} and hf.dtype_kwargs(None) == {}
 
 
-def test_load_local_reads_a_saved_checkpoint_in_the_asked_dtype(tmp_path):
+def test_load_model_reads_a_saved_checkpoint_in_the_asked_dtype(tmp_path):
     tiny_model("llama").save_pretrained(tmp_path)
     from test_cli_generate import _checkpoint
 
     folder, _ = _checkpoint(tmp_path)
-    model, tok = hf.load_local(folder, dtype=torch.float16)
+    model, tok = hf.load_model(folder, dtype=torch.float16)
     assert next(model.parameters()).dtype == torch.float16 and not model.training and tok is not None
-    with pytest.raises(FileNotFoundError, match="--model: no local Hugging Face model"):
-        hf.load_local(tmp_path / "nothing")
+    with pytest.raises(FileNotFoundError, match="--model: no local model at"):
+        hf.load_model(tmp_path / "nothing")
 
 
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "phi3", "gemma"])

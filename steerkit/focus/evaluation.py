@@ -44,7 +44,7 @@ def _label_logprobs(model, batch: dict, labels: torch.Tensor, lean: bool) -> tor
 def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, max_length: int | None = None,
                   progress: bool = False) -> list[list[float]]:
     """Per record, the log-likelihood of each of its choices as the completion of its prompt."""
-    from tqdm.auto import tqdm
+    from ..progress import bar
 
     records = load_records(records)
     pairs = [(i, j, encode(tok, r.prompt, r.completion(c), r.chat, max_length))
@@ -56,7 +56,7 @@ def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, 
     was_training = model.training
     model.eval()
     try:
-        for s in tqdm(range(0, len(order), batch_size), desc="scoring labels", disable=not progress, leave=False):
+        for s in bar(range(0, len(order), batch_size), desc="scoring labels", unit="batch", enabled=progress, leave=False):
             chunk = [pairs[k] for k in order[s:s + batch_size]]
             batch = {k: v.to(device) for k, v in pad_batch([p for _, _, p in chunk], pad_id(tok)).items()}
             labels = batch.pop("labels")

@@ -187,14 +187,14 @@ def site_capture(model, layout, site: str, layer: int, pad_id: int):
 
 def _capture(model, tokenizer, layout, site, layer, texts, tokens, batch_size, max_length, progress):
     """{text: [tokens, D] float32 CPU activations} (``tokens="last"``: the last token's alone)."""
-    from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     out: dict[str, torch.Tensor] = {}
     # longest first, so the padding within a batch stays small
     order = sorted(texts, key=lambda t: -len(t))
-    bar = tqdm(range(0, len(order), batch_size), desc=f"activations {site}@{layer}", disable=not progress,
-               unit="batch", leave=False)
+    bar = progress_bar(range(0, len(order), batch_size), desc=f"activations {site}@{layer}", enabled=progress,
+                       unit="batch", leave=False)
     with site_capture(model, layout, site, layer, pad_id) as run:
         for start in bar:
             batch = order[start:start + batch_size]

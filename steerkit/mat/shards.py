@@ -65,7 +65,7 @@ def collect_shards(model, tokenizer, examples, out, site: str = "attn_heads", la
                    arch: models.ArchSpec | None = None) -> Path:
     """Captures (site, layer) activations of every example into shards under ``out``; returns the index
     path. Under ``torchrun`` each rank writes its own shards. A rerun skips the finished shards."""
-    from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
     from .collect import TOKEN_MODES, provenance_of, site_capture
 
@@ -95,8 +95,8 @@ def collect_shards(model, tokenizer, examples, out, site: str = "attn_heads", la
         if not (path.is_file() and _shard_is_complete(path, *shards[s])):
             todo.append(s)
     provenance = provenance_of(model, examples, max_length)
-    bar = tqdm(total=sum(shards[s][1] - shards[s][0] for s in todo), desc=f"collect {site}@{layer}", unit="text",
-               disable=not progress or rank != 0)
+    bar = progress_bar(total=sum(shards[s][1] - shards[s][0] for s in todo), desc=f"collect {site}@{layer}", unit="text",
+                       enabled=progress and rank == 0)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     pause = float(os.environ.get("STEERKIT_SLOW_SHARDS", "0"))  # tests: time to kill a run between shards
     with site_capture(model, layout, site, layer, pad_id) as run:

@@ -155,7 +155,7 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
     the same vectors on every run (on one device). ``history``, when given, receives one dict per
     epoch with the mean of each loss term. The provenance records the config, σ, the data hash, the
     model and the final loss."""
-    from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
     cfg = config or MATConfig()
     cfg.check()
@@ -189,7 +189,7 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
     edit_strength = (1.0 if cfg.resolved_mmd_edit() == "all" else
                      torch.eye(k, device=device).repeat_interleave(cfg.batch_neg, dim=0))
     history = history if history is not None else []
-    bar = tqdm(range(cfg.epochs), desc="MAT-Steer", disable=not progress, unit="epoch")
+    bar = progress_bar(range(cfg.epochs), desc="MAT-Steer", enabled=progress, unit="epoch")
     for _ in bar:
         idx_p = [_epoch_batches(len(p), cfg.batch_pos, steps, gen) for p in pos]
         idx_n = [_epoch_batches(len(n), cfg.batch_neg, steps, gen) for n in neg]

@@ -80,13 +80,13 @@ def _key(s: ToySettings, source: ToyCorpus) -> str:
 
 def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=print, source: ToyCorpus = REVIEWS):
     """(model, tokenizer, path): from the cache, or trained now on ``source`` (and cached)."""
-    from ..hf import load_local
+    from ..hf import load_model
 
     name = "toy-llama" if source is REVIEWS else f"toy-llama-{source.name}"
     path = cache_dir() / f"{name}-{_key(settings, source)}"
     if not retrain and (path / "config.json").is_file() and (path / "steerkit_toy.json").is_file():
         log(f"toy model: cached at {path}")
-        return (*load_local(path), path)
+        return (*load_model(path), path)
     model, tok, seconds, loss = _train(settings, source, log)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))
