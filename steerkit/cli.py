@@ -60,7 +60,8 @@ def _mat_args(p, defaults: bool) -> None:
     c = MATConfig()
     d = (lambda v: v) if defaults else (lambda v: None)  # noqa: E731
     p.add_argument("--recipe", choices=RECIPES, default=d(c.recipe),
-                   help="scaled: data-derived sigma and warm starts (default); paper: the paper's recipe as written")
+                   help="scaled: data-derived sigma, warm starts, theta's length fixed, no sparsity term (default); "
+                        "paper: the paper's recipe as written")
     p.add_argument("--variant", choices=VARIANTS, default=d(c.variant), help="form of the loss")
     p.add_argument("--epochs", type=positive_int, default=d(c.epochs), help=f"default {c.epochs}")
     p.add_argument("--lr", type=positive_float, default=d(c.lr), help=f"default {c.lr}")
@@ -82,8 +83,9 @@ def _generate_args(p) -> None:
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
     p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
-    p.add_argument("--strength", type=float, nargs="+", default=[1.0],
-                   help="one value for all attributes, or one per attribute")
+    p.add_argument("--strength", type=float, nargs="+", default=None,
+                   help="one value for all attributes, or one per attribute (default: the file's suggested "
+                        "strength from steerkit bench-steer, else 1)")
     p.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
     p.add_argument("--max-new-tokens", type=positive_int, default=40)
     p.add_argument("--chat", action="store_true", help="send each prompt as a user turn in the model's chat template")
@@ -114,6 +116,33 @@ def _demo_args(p) -> None:
     p.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
                    help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
                         "one summary row per base and the rates over them")
+
+
+def _bench_steer_args(p) -> None:
+    from .steerbench.config import METHODS, BenchSettings
+
+    d = BenchSettings()
+    p.add_argument("--model", default="smollm2", help=MODEL_HELP + "; default smollm2")
+    p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} to train on (default: the built-in "
+                   "sentiment and food texts); every attribute needs a judge: sentiment or food")
+    p.add_argument("--prompts", default=None, help="a text file of neutral prompts, one per line (default: built in)")
+    p.add_argument("--site", choices=SITES, default=d.site)
+    p.add_argument("--layer", type=_number(int, 0, False, "a layer index >= 0"), default=None,
+                   help="0-based decoder layer (default: 40%% of the depth)")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help=f"data seeds (default {list(d.seeds)})")
+    p.add_argument("--methods", nargs="+", choices=METHODS, default=None, help="default: all")
+    p.add_argument("--strengths", type=positive_float, nargs="+", default=None,
+                   help=f"the sweep (default {' '.join(f'{x:g}' for x in d.strengths)})")
+    p.add_argument("--num-prompts", type=positive_int, default=None, help=f"neutral prompts (default {d.prompts})")
+    p.add_argument("--max-new-tokens", type=positive_int, default=None, help=f"default {d.max_new_tokens}")
+    p.add_argument("--per-class", type=positive_int, default=None,
+                   help=f"training texts per attribute and label (default {d.per_class})")
+    p.add_argument("--budget", type=positive_float, default=None,
+                   help=f"fluency budget for the calibrated strength, nats per token (default {d.calibration_budget})")
+    p.add_argument("--quick", action="store_true", help="one seed, mean difference and MAT-Steer only, 8 prompts, 2 strengths, short training (CI)")
+    p.add_argument("-o", "--out", required=True, help="folder for result.json, report.md, plot.png and the "
+                   "calibrated MAT-Steer vectors (vectors.safetensors)")
+    _device_arg(p)
 
 
 def _collect_args(p) -> None:
@@ -291,6 +320,57 @@ def _demo_focus(args) -> int:
     return 0
 
 
+def _bench_steer(args) -> int:
+    from dataclasses import replace
+
+    from .outputs import check_output_dir
+    from .steerbench.config import BenchSettings
+
+    out = check_output_dir(args.out, "--out")
+    base = BenchSettings.quick() if args.quick else BenchSettings()
+    changes = {k: v for k, v in dict(site=args.site, layer=args.layer, seeds=args.seeds and tuple(args.seeds),
+                                     methods=args.methods and tuple(args.methods),
+                                     strengths=args.strengths and tuple(args.strengths), prompts=args.num_prompts,
+                                     max_new_tokens=args.max_new_tokens, per_class=args.per_class,
+                                     calibration_budget=args.budget).items() if v is not None}
+    settings = replace(base, **changes)
+    settings.check()
+    pool = None
+    if args.data:
+        from .mat.data import load_examples
+
+        pool = [dict(text=e.text, attribute=e.attribute, label=e.label) for e in load_examples(args.data)]
+    prompts = None
+    if args.prompts:
+        path = Path(args.prompts)
+        if not path.is_file():
+            raise FileNotFoundError(f"--prompts: no file at {path}")
+        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        if not prompts:
+            raise ValueError(f"--prompts: {path} holds no prompts")
+    device = _device(args)
+    from .hf import load_model
+    from .steerbench import report
+    from .steerbench.run import run
+
+    model, tok = load_model(args.model, device=device)
+    result = run(model, tok, settings, pool=pool, prompts=prompts, model_name=str(args.model),
+                 log=lambda line: print(line, file=sys.stderr, flush=True))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result.to_json(), indent=1))
+    text = report.markdown(result)
+    (out / "report.md").write_text(text)
+    print(text)
+    try:
+        print(f"plot written to {report.plot(result, out / 'plot.png')}")
+    except ImportError:
+        print("no plot: matplotlib is not installed (pip install matplotlib)")
+    if "mat" in result.vectors:
+        result.suggested("mat").save(out / "vectors.safetensors")
+        print(f"MAT-Steer vectors with their calibrated strengths written to {out / 'vectors.safetensors'}")
+    return 0
+
+
 def _collect(args) -> int:
     from .outputs import check_output_dir
 
@@ -439,10 +519,13 @@ def _generate(args) -> int:
 
     vecs = SteeringVectors.load(args.vectors)
     model, tok = load_model(args.model, device=device)
-    strength = args.strength[0] if len(args.strength) == 1 else torch.tensor(args.strength)
+    values = args.strength or vecs.provenance.get("suggested_strength") or [1.0]
+    strength = values[0] if len(values) == 1 else torch.tensor(values)
     rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens,
                    chat=args.chat)
     print(f"vectors: {vecs}")
+    if args.strength is None and "suggested_strength" in vecs.provenance:
+        print(f"strength {values}: suggested for {vecs.provenance.get('suggested_for', 'this model')}")
     for prompt, plain, steered in rows:
         print(f"\nprompt:     {prompt}\nunsteered:  {plain}\nsteered:    {steered}")
     return 0
@@ -464,6 +547,9 @@ COMMANDS = {
     "info": ("print versions and which backends are built (and why one is missing)", _info_args, _info),
     "generate": ("print steered next to unsteered continuations of a local model", _generate_args, _generate),
     "demo": ("the MAT-Steer pipeline end to end on an embedded toy (or your model + data)", _demo_args, _demo),
+    "bench-steer": ("compare steering methods on a real model (default SmolLM2): judge shift against fluency, "
+                    "interference, selectivity, over data seeds; calibrates a strength", _bench_steer_args,
+                    _bench_steer),
     "collect": ("stream a model's activations at one site to safetensors shards (resumable; torchrun splits it)",
                 _collect_args, _collect),
     "train-mat": ("learn MAT-Steer vectors for a local model from a JSONL data set", _train_mat_args, _train_mat),

@@ -87,7 +87,7 @@ def test_demo_cli_on_a_local_model_and_data(toy_cache, tmp_path, capsys):
 @pytest.mark.parametrize("argv,match", [
     (["demo", "--model", "somewhere"], "--model and --data go together"),
     (["train-mat", "--model", "/nonexistent", "--data", "x.jsonl", "--site", "block_out", "--layer", "0", "-o", "o"],
-     "no local Hugging Face model"),
+     "--model: no local model at"),
     (["demo", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
     (["demo", "--model", "m", "--data", "d", "--toy-seed", "1"], "--toy-seed goes with the embedded toy"),
     (["demo", "--toy-seed", "0", "1", "--save-vectors", "v.safetensors"], "--save-vectors takes one toy seed"),

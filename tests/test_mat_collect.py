@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from steerkit import mat, models
+from steerkit.mat.collect import kept_rows
 from steerkit.sites import register_site_hook
 
 from tiny_models import tiny_model
@@ -52,9 +53,10 @@ def test_all_tokens_match_unpadded_forward(family, site):
     model = tiny_model(family)
     acts = mat.collect_activations(model, WordTokenizer(), EXAMPLES, site=site, layer=1, batch_size=3, progress=False)
     assert acts.attributes == ["nice", "short"]
-    want_pos = torch.cat([_direct(model, site, 1, "good and kind")])
-    want_neg = torch.cat([_direct(model, site, 1, t) for t in ("bad", "rude words here")])
-    assert acts.pos["nice"].shape == want_pos.shape  # one row per real token: padding excluded
+    want_pos = torch.cat([kept_rows(_direct(model, site, 1, "good and kind"), "all")])
+    want_neg = torch.cat([kept_rows(_direct(model, site, 1, t), "all") for t in ("bad", "rude words here")])
+    # one row per real token but each text's first: padding excluded
+    assert acts.pos["nice"].shape == want_pos.shape
     assert torch.allclose(acts.pos["nice"], want_pos, atol=1e-5)
     assert torch.allclose(acts.neg["nice"], want_neg, atol=1e-5)
 
@@ -65,7 +67,13 @@ def test_block_out_is_hidden_states_after_the_layer():
     ids = torch.tensor([WordTokenizer()("yes")["input_ids"]])
     with torch.no_grad():
         hs = model(input_ids=ids, output_hidden_states=True).hidden_states[1][0]
-    assert torch.allclose(acts.pos["short"], hs, atol=1e-5)
+    assert torch.allclose(acts.pos["short"], kept_rows(hs, "all"), atol=1e-5)
+
+
+def test_all_leaves_out_each_texts_first_token():
+    x = torch.arange(12.0).reshape(4, 3)
+    assert torch.equal(kept_rows(x, "all"), x[1:]) and torch.equal(kept_rows(x, "last"), x[3:])
+    assert torch.equal(kept_rows(x[:1], "all"), x[:1])  # a one-token text keeps its token
 
 
 def test_last_token_mode():

@@ -10,17 +10,20 @@ RECIPES = ("scaled", "paper")
 
 @dataclass
 class MATConfig:
-    """Defaults are the paper's (λ_pos = λ_sparse = 0.9, λ_ortho = 0.1, Adam lr 1e-3, 100 epochs,
-    16 + 16 per attribute per batch) with the ``scaled`` recipe's data-derived σ and warm starts, and
-    each attribute's MMD taken over its negatives edited by its own vector (``mmd_edit`` "own": when
-    texts carry several attributes, editing them with every vector pulls the θ against each other;
-    measured in issue 17). ``MATConfig.paper()`` is the paper's recipe unchanged."""
+    """Defaults are the paper's (λ_pos = 0.9, λ_ortho = 0.1, Adam lr 1e-3, 100 epochs, 16 + 16 per
+    attribute per batch) with the ``scaled`` recipe's data-derived σ and warm starts, each attribute's
+    MMD taken over its negatives edited by its own vector (``mmd_edit`` "own": when texts carry several
+    attributes, editing them with every vector pulls the θ against each other; measured in issue 17),
+    and, measured on SmolLM2-135M (issue 27), each θ kept at its warm start's length with no sparsity
+    term (λ_sparse = 0): with θ free, the loss trades gate for length (θ grew to 8× the mean
+    difference while the gates fell to 0.15), and the sparsity term shut the gates on the neutral text
+    users steer. ``MATConfig.paper()`` is the paper's recipe unchanged (λ_sparse = 0.9, θ free)."""
 
     recipe: str = "scaled"
     variant: str = "paper"            # loss form: "paper" or "released" (see steerkit.mat.losses)
     sigma: float | None = None        # None: 2.0 for the paper recipe, the median distance for scaled
     lambda_pos: float = 0.9
-    lambda_sparse: float = 0.9
+    lambda_sparse: float | None = None  # None: 0.9 (the paper's) for the paper recipe, 0 for scaled
     lambda_ortho: float = 0.1
     lr: float = 1e-3
     epochs: int = 100
@@ -30,12 +33,21 @@ class MATConfig:
     mmd_edit: str | None = None       # which vectors edit attribute t's negatives in its MMD: "own" (θ_t) or
                                       # "all"; None: "own" for the scaled recipe, "all" (the paper's f) for paper
     norm_preserve: bool = True
+    fix_theta_norm: bool | None = None  # keep each θ at its warm start's length, only its direction learns;
+                                        # None: on for the scaled recipe, off for paper
     seed: int = 0
     device: str | None = None           # None: CUDA when available, else CPU
 
     @classmethod
     def paper(cls, **overrides) -> "MATConfig":
-        return cls(**{"recipe": "paper", "sigma": 2.0, "mmd_edit": "all", **overrides})
+        return cls(**{"recipe": "paper", "sigma": 2.0, "mmd_edit": "all", "lambda_sparse": 0.9,
+                      "fix_theta_norm": False, **overrides})
+
+    def resolved_lambda_sparse(self) -> float:
+        return self.lambda_sparse if self.lambda_sparse is not None else (0.9 if self.recipe == "paper" else 0.0)
+
+    def resolved_fix_theta_norm(self) -> bool:
+        return self.fix_theta_norm if self.fix_theta_norm is not None else self.recipe == "scaled"
 
     def resolved_mmd_edit(self) -> str:
         return self.mmd_edit or ("all" if self.recipe == "paper" else "own")
@@ -47,6 +59,8 @@ class MATConfig:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.mmd_edit is not None and self.mmd_edit not in MMD_EDITS:
             raise ValueError(f"mmd_edit must be one of {MMD_EDITS}, got {self.mmd_edit!r}")
+        if self.lambda_sparse is not None and not self.lambda_sparse >= 0:
+            raise ValueError(f"lambda_sparse must be >= 0 or None, got {self.lambda_sparse}")
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"sigma must be > 0 or None, got {self.sigma}")
         for name in ("epochs", "batch_pos", "batch_neg"):

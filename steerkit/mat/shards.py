@@ -24,6 +24,7 @@ import torch
 from .. import models
 from ..launch import join_process_group
 from ..vectors import SITES
+from .collect import kept_rows
 from .data import LABELS, load_examples
 
 INDEX = "index.json"
@@ -86,7 +87,7 @@ def collect_shards(model, tokenizer, examples, out, site: str = "attn_heads", la
            for e in examples]
     if any(len(i) == 0 for i in ids):
         raise ValueError("a text tokenized to zero tokens; check the tokenizer and the data")
-    shards = plan([len(i) if tokens == "all" else 1 for i in ids], shard_tokens)
+    shards = plan([len(kept_rows(torch.empty(len(i), 0), tokens)) for i in ids], shard_tokens)
     mine = [s for s in range(len(shards)) if s % world == rank]
     todo = []
     for s in mine:
@@ -139,7 +140,7 @@ def _write_shard(run, tokens, ids, span, batch_size, path, bar) -> None:
     for b0 in range(span[0], span[1], batch_size):
         batch = ids[b0:min(b0 + batch_size, span[1])]
         for r, x in enumerate(run(batch)):
-            keep = x if tokens == "all" else x[-1:]
+            keep = kept_rows(x, tokens)
             rows.append(keep)
             owners.append(torch.full((len(keep),), b0 + r, dtype=torch.long))
         bar.update(len(batch))

@@ -8,6 +8,9 @@ Two recipes share one loop:
   ≈ 0, so MMD gives no gradient, and the gate terms close every gate before θ aligns. So σ comes from
   the median pairwise distance, θ starts at the difference of positive and negative means, and each
   gate starts from a logistic-regression probe that opens on negatives and stays shut on positives.
+  Only θ's direction is learned (its length stays the warm start's), and there is no sparsity term:
+  otherwise the loss shrinks the gates and lengthens θ to match, and the gates end shut on the
+  neutral text a user steers (measured on SmolLM2-135M, issue 27).
 """
 from __future__ import annotations
 
@@ -168,6 +171,7 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
         2.0 if cfg.recipe == "paper" else _median_distance_rows(pos + neg, gen))
     theta0, w0, b0 = _init(acts, cfg, gen)
     theta, gate_w, gate_b = (t.to(device).float().requires_grad_() for t in (theta0, w0, b0))
+    theta_norm = theta.detach().norm(dim=1, keepdim=True).clamp_min(1e-12) if cfg.resolved_fix_theta_norm() else None
     pos = [p.to(device) for p in pos]
     neg = [n.to(device) for n in neg]
     mmd_scale, groups = None, [{"params": [theta, gate_w, gate_b]}]
@@ -202,11 +206,14 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
                                         norm_preserve=cfg.norm_preserve, return_gates=True)
             _, g_pos = gated_steer(torch.cat(bp), theta, gate_w, gate_b, 1.0, return_gates=True)
             terms = mat_loss(bp, list(edited.split(cfg.batch_neg)), list(g_pos.split(cfg.batch_pos)),
-                             list(g_neg.split(cfg.batch_neg)), theta, sigma, cfg.lambda_pos, cfg.lambda_sparse,
+                             list(g_neg.split(cfg.batch_neg)), theta, sigma, cfg.lambda_pos, cfg.resolved_lambda_sparse(),
                              cfg.lambda_ortho, cfg.variant, mmd_scale)
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
             opt.step()
+            if theta_norm is not None:
+                with torch.no_grad():
+                    theta.mul_(theta_norm / theta.norm(dim=1, keepdim=True).clamp_min(1e-12))
             for k in LossTerms.NAMES:  # summed on the device: no per-step sync
                 sums[k] = sums.get(k, 0.0) + getattr(terms, k).detach() / steps
         history.append({k: float(v) for k, v in sums.items()})

@@ -1,0 +1,56 @@
+"""What a steered continuation costs and changes, beside what the judges score.
+
+* ``nll``: mean negative log-likelihood per token of each continuation under the unsteered model,
+  given its prompt (fluency: steering that breaks the text makes it improbable).
+* ``distinct``: distinct n-grams over all n-grams of a set of continuations (degenerate repetition
+  drives it down).
+* ``changed``: the share of a continuation's tokens that differ from the unsteered continuation,
+  position by position (how much steering touched it).
+"""
+from __future__ import annotations
+
+import torch
+
+
+def nll(model, tokenizer, prompts: list[str], continuations: list[list[int]], batch_size: int = 16) -> list[float]:
+    """Per-token NLL of each continuation (token ids) after its prompt, under ``model`` as it is."""
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for s in range(0, len(prompts), batch_size):
+        rows = []
+        for p, c in zip(prompts[s:s + batch_size], continuations[s:s + batch_size]):
+            ids = tokenizer(p, add_special_tokens=True)["input_ids"]
+            rows.append((ids, list(c)))
+        width = max(len(a) + len(b) for a, b in rows)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for i, (a, b) in enumerate(rows):  # right padding: positions count from each row's start
+            ids[i, :len(a) + len(b)] = torch.tensor(a + b)
+            mask[i, :len(a) + len(b)] = 1
+            labels[i, len(a):len(a) + len(b)] = torch.tensor(b, dtype=torch.long)
+        with torch.no_grad():
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], -1)
+        target = labels[:, 1:].to(device)
+        keep = target != -100
+        tok_nll = -logp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * keep
+        out.extend((tok_nll.sum(1) / keep.sum(1).clamp_min(1)).tolist())
+    return out
+
+
+def distinct(texts: list[str], n: int = 3) -> float:
+    """Distinct word n-grams over all word n-grams of ``texts`` (1.0 when there are none)."""
+    grams = [tuple(w[i:i + n]) for w in (t.split() for t in texts) for i in range(len(w) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 1.0
+
+
+def changed(steered: list[list[int]], plain: list[list[int]]) -> list[float]:
+    """Share of each steered continuation's positions whose token differs from the unsteered one."""
+    out = []
+    for a, b in zip(steered, plain):
+        width = max(len(a), len(b))
+        out.append(sum(x != y for x, y in zip(a + [-1] * (width - len(a)), b + [-2] * (width - len(b)))) / width
+                   if width else 0.0)
+    return out

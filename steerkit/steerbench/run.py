@@ -1,0 +1,298 @@
+"""The benchmark: every method over a strength sweep on one model, judged, over several data seeds.
+
+Per data seed: activations of the drawn training texts at (site, layer); each method's vectors from
+them; greedy continuations of held-out neutral prompts, unsteered and steered toward each attribute at
+each strength. From the sweep, per method and attribute:
+
+* the **frontier**: the most judge shift reached within a fluency budget (ΔNLL per token under the
+  unsteered model), along the sweep taken as a piecewise-linear curve from the unsteered point;
+* the **calibrated strength**: where the sweep's ΔNLL crosses ``calibration_budget``.
+
+At the calibrated strength each method is run once more to measure, at a matched fluency cost:
+**interference** (how far the other attribute's judge moves), **selectivity** (the share of tokens
+changed in continuations of prompts that already carry the attribute) and **both at once** (each
+attribute's shift when both are steered together, against each alone).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from ..generate import greedy_ids
+from ..mat.collect import Activations, kept_rows, provenance_of, text_activations
+from ..mat.data import load_examples
+from ..patching import steer
+from ..vectors import SteeringVectors
+from . import judges as judges_module
+from . import measures
+from .data import Draw, builtin_pool, draw
+from .config import BenchSettings
+from .methods import PROMPTS, VECTOR_METHODS, build
+
+DEFAULT_MODEL = "smollm2"
+
+
+@dataclass
+class Point:
+    """One generation run on one seed, as shifts from that seed's unsteered run on the same prompts."""
+
+    seed: int
+    method: str
+    attribute: str            # the attribute steered ("both": every attribute at once)
+    strength: float | list    # a number, or one per attribute for "both"
+    kind: str                 # "sweep", "calibrated", "carrying" or "both"
+    judge: dict               # attribute -> shift of its judge's mean score
+    dnll: float               # shift of the mean NLL per token under the unsteered model
+    distinct3: float
+    changed: float | None = None  # carrying runs: share of tokens that differ from unsteered
+    sample: str = ""
+
+
+@dataclass
+class BenchResult:
+    model: str
+    settings: dict
+    attributes: list
+    points: list = field(default_factory=list)
+    baseline: dict = field(default_factory=dict)   # seed -> unsteered judge means, NLL, distinct-3
+    samples: dict = field(default_factory=dict)
+    seconds: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    vectors: dict = field(default_factory=dict)    # method -> the first seed's vectors (not in the JSON)
+
+    def suggested(self, method: str = "mat") -> SteeringVectors:
+        """``method``'s vectors from the first seed, with the strength that reaches the calibration budget
+        (mean over seeds) for each attribute in their provenance: ``suggested_strength``."""
+        summary = summarize(self)
+        v = self.vectors[method]
+        strength = [summary[f"{method}/{a}"]["strength"]["mean"] for a in self.attributes]
+        provenance = dict(v.provenance, suggested_strength=strength,
+                          suggested_for=f"+{self.settings['calibration_budget']:g} nats per token of NLL under the "
+                                        f"unsteered model ({self.model}, steerkit bench-steer)")
+        return SteeringVectors({k: v[k] for k in v}, v.attributes, v.gate_mode, v.norm_preserve, provenance)
+
+    def to_json(self) -> dict:
+        return dict(model=self.model, settings=self.settings, attributes=self.attributes,
+                    points=[asdict(p) for p in self.points], baseline=self.baseline, samples=self.samples,
+                    seconds=self.seconds, versions=self.versions, summary=summarize(self))
+
+
+# -- the frontier and calibration ---------------------------------------------------------------------
+def _curve(points: list[Point], attribute: str) -> list[tuple[float, float]]:
+    """(ΔNLL, judge shift) along the sweep in strength order, from the unsteered point (0, 0)."""
+    pts = sorted(points, key=lambda p: p.strength)
+    return [(0.0, 0.0)] + [(p.dnll, p.judge[attribute]) for p in pts]
+
+
+def frontier(curve: list[tuple[float, float]], budget: float) -> float:
+    """The largest judge shift on the piecewise-linear curve at ΔNLL ≤ budget."""
+    best = 0.0
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x0 <= budget:
+            best = max(best, y0)
+        if x1 <= budget:
+            best = max(best, y1)
+        elif x0 < budget < x1:  # the segment crosses the budget: the point where it does
+            best = max(best, y0 + (y1 - y0) * (budget - x0) / (x1 - x0))
+    return best
+
+
+def calibrate(points: list[Point], budget: float) -> float:
+    """The strength at which the sweep's ΔNLL first reaches ``budget`` (linear between sweep points,
+    from 0 at strength 0); the largest strength swept when it never does."""
+    pts = sorted(points, key=lambda p: p.strength)
+    s0, x0 = 0.0, 0.0
+    for p in pts:
+        if p.dnll >= budget:
+            return s0 + (p.strength - s0) * (budget - x0) / max(p.dnll - x0, 1e-9)
+        s0, x0 = p.strength, max(x0, p.dnll)
+    return pts[-1].strength
+
+
+# -- one run ----------------------------------------------------------------------------------------
+class _Runner:
+    """Generation and scoring on one model, with the unsteered runs of a seed to measure shifts from."""
+
+    def __init__(self, model, tok, attributes, settings: BenchSettings, judges: dict, mat_config=None):
+        self.model, self.tok, self.attributes, self.s, self.judges = model, tok, attributes, settings, judges
+        self.mat_config = mat_config
+
+    def generate(self, prompts, vectors=None, strength=None, prefix: str = ""):
+        if vectors is None:
+            ids, _ = greedy_ids(self.model, self.tok, [prefix + p for p in prompts], self.s.max_new_tokens)
+        else:
+            with steer(self.model, vectors, strength=strength):
+                ids, _ = greedy_ids(self.model, self.tok, [prefix + p for p in prompts], self.s.max_new_tokens)
+        texts = [self.tok.decode(i, skip_special_tokens=True) for i in ids]
+        return ids, texts
+
+    def score(self, prompts, ids, texts) -> dict:
+        """Judge means, NLL per token given the plain prompt (prompting's instruction left out, so
+        every method is scored on the same condition), distinct-3."""
+        nll = measures.nll(self.model, self.tok, prompts, ids)
+        out = {a: statistics.fmean(self.judges[a](texts)) for a in self.attributes}
+        return dict(judge=out, nll=statistics.fmean(nll), distinct3=measures.distinct(texts))
+
+
+def _activations(model, tok, pool_rows: dict, d: Draw, site: str, layer: int) -> Activations:
+    attrs = list(dict.fromkeys(r["attribute"] for r in d.train))
+    pos = {a: torch.cat([kept_rows(pool_rows[r["text"]], "all") for r in d.train
+                         if r["attribute"] == a and r["label"] == "positive"]) for a in attrs}
+    neg = {a: torch.cat([kept_rows(pool_rows[r["text"]], "all") for r in d.train
+                         if r["attribute"] == a and r["label"] == "negative"]) for a in attrs}
+    return Activations(site, layer, "all", attrs, pos, neg, provenance_of(model, load_examples(d.train), 256))
+
+
+def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | None = None,
+        prompts: list[str] | None = None, judges: dict | None = None, model_name: str = DEFAULT_MODEL,
+        mat_config=None, log=print) -> BenchResult:
+    """Runs the benchmark on a loaded model. ``pool``: ``{text, attribute, label}`` rows (default: the
+    built-in sentiment and food texts); ``prompts``: neutral prompts (default: the built-in ones);
+    ``judges``: attribute -> callable scoring a list of texts (default: ``judges.JUDGES``);
+    ``mat_config``: the ``mat`` method's MATConfig (default: ``MATConfig()``, steerkit's default)."""
+    from .. import models
+    from . import corpus
+
+    s = settings or BenchSettings()
+    s.check()
+    judges = judges or judges_module.JUDGES
+    pool = pool if pool is not None else builtin_pool()
+    attributes = list(dict.fromkeys(r["attribute"] for r in pool))
+    missing = [a for a in attributes if a not in judges]
+    if missing:
+        raise ValueError(f"data: no judge for attribute(s) {', '.join(missing)}; judges exist for "
+                         f"{', '.join(judges)}")
+    if "prompt" in s.methods and any(a not in PROMPTS for a in attributes):
+        raise ValueError(f"methods: 'prompt' has instructions for {', '.join(PROMPTS)} only")
+    layout = models.resolve(model)
+    layer = s.layer if s.layer is not None else int(0.4 * layout.num_layers)
+    if not 0 <= layer < layout.num_layers:
+        raise ValueError(f"layer must be in 0..{layout.num_layers - 1}, got {layer}")
+    s = replace(s, layer=layer)
+    prompts = list(prompts or corpus.PROMPTS_NEUTRAL)[:s.prompts]
+    result = BenchResult(model_name, asdict(s), attributes, versions=_versions())
+    r = _Runner(model, tok, attributes, s, judges, mat_config)
+    t0 = time.perf_counter()
+    draws = [draw(pool, seed, s.per_class, s.carrying_prompts) for seed in s.seeds]
+    texts = sorted({x["text"] for d in draws for x in d.train})  # the texts some seed trains on
+    pool_rows = text_activations(model, tok, texts, s.site, layer)
+    result.seconds["activations"] = time.perf_counter() - t0
+    log(f"activations of {len(texts)} texts at {s.site}@{layer}: {result.seconds['activations']:.0f} s")
+    for d in draws:
+        _one_seed(r, result, d, pool_rows, prompts, log)
+    result.seconds["total"] = time.perf_counter() - t0
+    return result
+
+
+def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log) -> None:
+    s, attrs, seed = r.s, r.attributes, d.seed
+    t0 = time.perf_counter()
+    acts = _activations(r.model, r.tok, pool_rows, d, s.site, s.layer)
+    vectors = {}
+    for m in s.methods:
+        if m in VECTOR_METHODS:
+            t1 = time.perf_counter()
+            vectors[m] = build(m, acts, seed, s.mat_epochs, r.mat_config)
+            result.vectors.setdefault(m, vectors[m])
+            result.seconds[f"train {m} seed {seed}"] = time.perf_counter() - t1
+    base_ids, base_texts = r.generate(prompts)
+    base = r.score(prompts, base_ids, base_texts)
+    carrying = {a: r.generate(d.carrying[a]) for a in attrs}
+    carrying_base = {a: r.score(d.carrying[a], *carrying[a]) for a in attrs}
+    result.baseline[str(seed)] = dict(base, carrying=carrying_base)
+    result.samples.setdefault("unsteered", base_texts[0])
+
+    def point(method, attr, strength, kind, got, ids=None, sample=""):
+        ref = carrying_base[attr] if ids is not None else base  # carrying runs: shifts from their own prompts
+        shift = {a: got["judge"][a] - ref["judge"][a] for a in attrs}
+        changed = None
+        if ids is not None:
+            changed = statistics.fmean(measures.changed(ids, carrying[attr][0]))
+        p = Point(seed, method, attr, strength, kind, shift, got["nll"] - ref["nll"], got["distinct3"], changed,
+                  sample)
+        result.points.append(p)
+        return p
+
+    def strengths_for(k, value):
+        v = [0.0] * len(attrs)
+        v[k] = value
+        return torch.tensor(v)
+
+    for m in s.methods:
+        if m == "prompt":
+            for a in attrs:
+                ids, texts = r.generate(prompts, prefix=PROMPTS[a])
+                point(m, a, 1.0, "calibrated", r.score(prompts, ids, texts), sample=texts[0])
+                ids, texts = r.generate(d.carrying[a], prefix=PROMPTS[a])
+                point(m, a, 1.0, "carrying", r.score(d.carrying[a], ids, texts), ids)
+            continue
+        v = vectors[m]
+        calibrated = []
+        for k, a in enumerate(attrs):
+            sweep = []
+            for value in s.strengths:
+                ids, texts = r.generate(prompts, v, strengths_for(k, value))
+                sweep.append(point(m, a, value, "sweep", r.score(prompts, ids, texts), sample=texts[0]))
+            c = calibrate(sweep, s.calibration_budget)
+            calibrated.append(c)
+            ids, texts = r.generate(prompts, v, strengths_for(k, c))
+            point(m, a, c, "calibrated", r.score(prompts, ids, texts), sample=texts[0])
+            ids, texts = r.generate(d.carrying[a], v, strengths_for(k, c))
+            point(m, a, c, "carrying", r.score(d.carrying[a], ids, texts), ids)
+        if len(attrs) > 1:
+            ids, texts = r.generate(prompts, v, torch.tensor(calibrated))
+            point(m, "both", calibrated, "both", r.score(prompts, ids, texts), sample=texts[0])
+        log(f"seed {seed} {m}: calibrated strengths " + ", ".join(f"{a} {c:.2f}" for a, c in zip(attrs, calibrated)))
+    result.seconds[f"seed {seed}"] = time.perf_counter() - t0
+    log(f"seed {seed} done in {result.seconds[f'seed {seed}']:.0f} s")
+
+
+def _versions() -> dict:
+    import platform
+
+    import transformers
+
+    from .. import __version__
+    return dict(steerkit=__version__, torch=torch.__version__, transformers=transformers.__version__,
+                python=platform.python_version())
+
+
+# -- the summary ----------------------------------------------------------------------------------------
+def _spread(values: list[float]) -> dict:
+    return dict(mean=statistics.fmean(values), sd=statistics.stdev(values) if len(values) > 1 else 0.0,
+                per_seed=values)
+
+
+def summarize(result: BenchResult) -> dict:
+    """Per method and attribute: frontier at each budget, calibrated strength, interference,
+    selectivity and both-at-once, each over seeds (mean, sd, per seed)."""
+    s = result.settings
+    seeds = [int(k) for k in result.baseline]
+    out: dict = {}
+    for m in s["methods"]:
+        for a in result.attributes:
+            mine = [p for p in result.points if p.method == m and p.attribute == a]
+            row: dict = {}
+            if m != "prompt":
+                for b in s["budgets"]:
+                    row[f"frontier@{b}"] = _spread([frontier(_curve([p for p in mine if p.seed == sd and p.kind == "sweep"],
+                                                                    a), b) for sd in seeds])
+            cal = {p.seed: p for p in mine if p.kind == "calibrated"}
+            car = {p.seed: p for p in mine if p.kind == "carrying"}
+            others = [o for o in result.attributes if o != a]
+            row["strength"] = _spread([float(cal[sd].strength) for sd in seeds])
+            row["target"] = _spread([cal[sd].judge[a] for sd in seeds])
+            row["dnll"] = _spread([cal[sd].dnll for sd in seeds])
+            row["distinct3"] = _spread([cal[sd].distinct3 for sd in seeds])
+            if others:
+                row["interference"] = _spread([max(abs(cal[sd].judge[o]) for o in others) for sd in seeds])
+            row["changed_carrying"] = _spread([car[sd].changed for sd in seeds])
+            row["carrying_target"] = _spread([car[sd].judge[a] for sd in seeds])
+            both = {p.seed: p for p in result.points if p.method == m and p.kind == "both"}
+            if both:
+                row["both_target"] = _spread([both[sd].judge[a] for sd in seeds])
+            out[f"{m}/{a}"] = row
+    return out
