@@ -209,7 +209,13 @@ def load_model(path: str | Path, dtype=None, device: str | None = None, what: st
     from .known_models import resolve
 
     folder, gguf = checkpoint_files(resolve(path) or path, what)
+    import sys
+
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():  # its per-tensor bars would write hundreds of redraws into a log
+        hf_logging.disable_progress_bar()
 
     if gguf is not None:
         missing = [m for m in GGUF_NEEDS if importlib.util.find_spec(m) is None]
