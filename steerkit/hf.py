@@ -274,13 +274,20 @@ def _restore_rope_theta(config, folder: Path) -> None:
     and, finding none, silently uses the default 10000 (SmolLM2's is 100000)."""
     if transformers_version() >= (5, 0):
         return
-    raw = json.loads((folder / "config.json").read_text())
+    for key, value in _legacy_rope(json.loads((folder / "config.json").read_text())).items():
+        setattr(config, key, value)
+
+
+def _legacy_rope(raw: dict) -> dict:
+    """The 4.x keys (``rope_theta``, and ``rope_scaling`` for a non-default rope) that a config dict
+    written by transformers 5 holds only inside ``rope_parameters``; {} when it has them already."""
     params = raw.get("rope_parameters")
     if "rope_theta" in raw or not isinstance(params, dict) or "rope_theta" not in params:
-        return
-    config.rope_theta = params["rope_theta"]
-    if params.get("rope_type", "default") != "default":
-        config.rope_scaling = {k: v for k, v in params.items() if k != "rope_theta"}
+        return {}
+    keys = {"rope_theta": params["rope_theta"]}
+    if params.get("rope_type", "default") != "default" and "rope_scaling" not in raw:
+        keys["rope_scaling"] = {k: v for k, v in params.items() if k != "rope_theta"}
+    return keys
 
 
 def _plain(model):
@@ -312,12 +319,9 @@ def save_model(model, tokenizer, folder: str | Path) -> Path:
     tokenizer.save_pretrained(str(folder))
     cfg_path = folder / "config.json"
     raw = json.loads(cfg_path.read_text())
-    params = raw.get("rope_parameters")
-    if isinstance(params, dict) and "rope_theta" in params and "rope_theta" not in raw:
-        raw["rope_theta"] = params["rope_theta"]
-        if params.get("rope_type", "default") != "default":
-            raw.setdefault("rope_scaling", {k: v for k, v in params.items() if k != "rope_theta"})
-        cfg_path.write_text(json.dumps(raw, indent=2))
+    legacy = _legacy_rope(raw)
+    if legacy:
+        cfg_path.write_text(json.dumps({**raw, **legacy}, indent=2))
     tok_path = folder / "tokenizer_config.json"
     if tok_path.is_file() and (folder / "tokenizer.json").is_file():
         raw = json.loads(tok_path.read_text())

@@ -68,7 +68,8 @@ INIT_ROWS = 16384  # rows per side the warm start's probe and mean difference se
 # the toy demo has 6000): at D = 4096 the float64 probe holds about 1 GB
 
 
-def _init_sample(rows, gen: torch.Generator) -> torch.Tensor:
+def init_sample(rows, gen: torch.Generator) -> torch.Tensor:
+    """All the rows, or ``INIT_ROWS`` of them drawn by ``gen`` when there are more."""
     return rows.all() if len(rows) <= INIT_ROWS else rows.gather(torch.randperm(len(rows), generator=gen)[:INIT_ROWS])
 
 
@@ -101,7 +102,7 @@ def _init(acts, cfg: MATConfig, gen: torch.Generator):
         return theta, gate_w, gate_b
     thetas, ws, bs = [], [], []
     for a in acts.attributes:
-        neg, pos = _init_sample(acts.rows(a, "negative"), gen), _init_sample(acts.rows(a, "positive"), gen)
+        neg, pos = init_sample(acts.rows(a, "negative"), gen), init_sample(acts.rows(a, "positive"), gen)
         w, b = linear_probe(neg, pos)
         thetas.append(_confident_mean_difference(pos, neg, w, b))
         ws.append(w)

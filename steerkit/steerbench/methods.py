@@ -18,7 +18,8 @@ from dataclasses import replace
 import torch
 
 from ..mat import MATConfig, train
-from ..mat.trainer import INIT_ROWS, linear_probe
+from ..mat.rows import TensorRows
+from ..mat.trainer import init_sample, linear_probe
 from ..vectors import SteeringVectors
 
 from .config import METHODS, VECTOR_METHODS  # noqa: F401  (METHODS: the names, with prompting)
@@ -31,9 +32,8 @@ PROMPTS = {
 
 
 def _sample(x: torch.Tensor, seed: int) -> torch.Tensor:
-    if len(x) <= INIT_ROWS:
-        return x
-    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:INIT_ROWS]]
+    """At most ``INIT_ROWS`` rows, drawn as the MAT-Steer warm start draws them."""
+    return init_sample(TensorRows(x), torch.Generator().manual_seed(seed))
 
 
 def mean_difference(acts, attribute: str) -> torch.Tensor:
