@@ -6,6 +6,7 @@ steps, above what it was before them; ``torch.cuda.max_memory_allocated`` on a G
 
     python benches/focus_step.py --out benches/results/cpu            # CPU shape of issue 6
     python benches/focus_step.py --device cuda --preset llama3-8b-layers --out DIR
+    python benches/focus_step.py --model smollm2 --out benches/results/cpu/smollm2   # a real model's weights
 """
 from __future__ import annotations
 
@@ -47,11 +48,20 @@ PRESETS = {
 }
 
 
-def build(p, device, dtype, seed=0):
+def build(p, device, dtype, seed=0, model_spec=None):
+    """The preset's random Llama, or with ``model_spec`` a real checkpoint (steerkit.load_model: a folder,
+    a .gguf file or a known name), with LoRA r=16 on every linear layer (B nonzero, so the LoRA branch
+    is not a no-op)."""
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
+    if model_spec is not None:
+        from steerkit.hf import load_model
+
+        model = load_model(model_spec)[0].to(device=device, dtype=dtype)
+        return get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear",
+                                                init_lora_weights=False))
     cfg = LlamaConfig(hidden_size=p["hidden"], intermediate_size=p["inter"], num_hidden_layers=p["layers"],
                       num_attention_heads=p["heads"], num_key_value_heads=p["kv"], vocab_size=p["vocab"],
                       max_position_embeddings=1024, tie_word_embeddings=False)
@@ -61,7 +71,7 @@ def build(p, device, dtype, seed=0):
     return model
 
 
-def batch(p, device, seed=1):
+def batch(p, device, seed=1, vocab=None):
     from steerkit.focus.encode import pad_batch
 
     g = torch.Generator().manual_seed(seed)
@@ -69,7 +79,7 @@ def batch(p, device, seed=1):
     for _ in range(p["batch"]):
         n = int(torch.randint(p["lo"], p["hi"] + 1, (1,), generator=g))
         t = int(torch.randint(1, 4, (1,), generator=g))
-        ids = torch.randint(3, p["vocab"], (n + t,), generator=g).tolist()
+        ids = torch.randint(3, vocab or p["vocab"], (n + t,), generator=g).tolist()
         rows.append((ids[:n], ids[n:]))
     return {k: v.to(device) for k, v in pad_batch(rows, pad_id=0).items()}
 
@@ -128,8 +138,8 @@ def peak_child(args):
     """In a fresh process: the step's peak memory above the model's (bytes)."""
     p = PRESETS[args.preset]
     dtype = getattr(torch, args.dtype)
-    model = build(p, args.device, dtype)
-    b = batch(p, args.device)
+    model = build(p, args.device, dtype, model_spec=args.model)
+    b = batch(p, args.device, vocab=model.config.vocab_size)
     step, _ = step_fn(model, args.variant)
     if args.device == "cuda":
         torch.cuda.synchronize()
@@ -171,7 +181,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default=None, help="default: float32 on CPU, bfloat16 on CUDA")
-    ap.add_argument("--preset", default=None, choices=sorted(PRESETS))
+    ap.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                    help="the shape; with --model, only its batch and prompt lengths are used")
+    ap.add_argument("--model", default=None, help="a real model (steerkit.load_model: folder, .gguf or smollm2)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--out", default=None, help="folder for focus_step.json and focus_step.md")
@@ -183,12 +195,20 @@ def main():
     if args.child:
         return peak_child(args)
     p, dtype = PRESETS[args.preset], getattr(torch, args.dtype)
-    b = batch(p, args.device)
+    vocab = None
+    if args.model:
+        from steerkit.hf import load_model
+
+        cfg = load_model(args.model)[0].config
+        vocab = cfg.vocab_size
+        p = p | dict(hidden=cfg.hidden_size, inter=cfg.intermediate_size, layers=cfg.num_hidden_layers,
+                     heads=cfg.num_attention_heads, kv=cfg.num_key_value_heads, vocab=vocab)
+    b = batch(p, args.device, vocab=vocab)
     tokens = int(b["attention_mask"].sum())
     targets = int((b["labels"] != -100).sum())
     runs = {}
     for variant in VARIANTS:
-        model = build(p, args.device, dtype)
+        model = build(p, args.device, dtype, model_spec=args.model)
         step, _ = step_fn(model, variant)
         runs[variant] = dict(model=model, step=step, times=[], first_loss=None)
     # parity: the same first loss from the same weights and batch
@@ -202,7 +222,7 @@ def main():
             sync(args.device)
             if i >= args.warmup:
                 r["times"].append(time.perf_counter() - t0)
-    result = dict(preset=args.preset, shape=p, device=args.device, dtype=args.dtype, tokens=tokens,
+    result = dict(preset=args.preset, model=args.model, shape=p, device=args.device, dtype=args.dtype, tokens=tokens,
                   padded_tokens=int(b["input_ids"].numel()), target_tokens=targets, steps=args.steps,
                   torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                   cpu_threads=torch.get_num_threads(), variants={})
@@ -219,7 +239,8 @@ def main():
         del r["model"]
     for v, r in runs.items():
         out = subprocess.run([sys.executable, __file__, "--child", "1", "--variant", v, "--device", args.device,
-                              "--dtype", args.dtype, "--preset", args.preset], capture_output=True, text=True)
+                              "--dtype", args.dtype, "--preset", args.preset]
+                             + (["--model", args.model] if args.model else []), capture_output=True, text=True)
         peak = json.loads(out.stdout.strip().splitlines()[-1])["peak_bytes"] if out.returncode == 0 else None
         result["variants"][v] = dict(median_s=statistics.median(r["times"]), min_s=min(r["times"]),
                                      first_loss=r["first_loss"], peak_bytes=peak)
@@ -227,7 +248,8 @@ def main():
     result["speedup"] = hf["median_s"] / sk["median_s"]
     result["memory_saving"] = 1 - sk["peak_bytes"] / hf["peak_bytes"] if hf["peak_bytes"] and sk["peak_bytes"] else None
     result["loss_rel_diff"] = abs(hf["first_loss"] - sk["first_loss"]) / abs(hf["first_loss"])
-    md = [f"focus-training step, {args.preset}, {args.device} {args.dtype}, batch {p['batch']}, "
+    what = f"{args.model} (batch and prompt lengths of {args.preset})" if args.model else args.preset
+    md = [f"focus-training step, {what}, {args.device} {args.dtype}, batch {p['batch']}, "
           f"{tokens} real / {result['padded_tokens']} padded tokens, {targets} target tokens",
           "", "| variant | median step | peak memory of the step | first loss |", "|---|---|---|---|"]
     for v, r in result["variants"].items():

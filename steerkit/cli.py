@@ -12,9 +12,10 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .focus.config import FocusTrainConfig, LoraSettings
+from .focus.config import PER_EXAMPLE, FocusTrainConfig, LoraSettings
 from .focus.templates import FOCUS_TYPES
 from .mat.config import MMD_EDITS, RECIPES, VARIANTS, MATConfig
 from .sites import SITES
@@ -98,10 +99,12 @@ def _convert_model_args(p) -> None:
 
 
 def _demo_args(p) -> None:
-    p.add_argument("--model", default=None, help="a local HF checkpoint folder instead of the toy (with --data)")
+    p.add_argument("--model", default=None, help="MAT-Steer: a local model instead of the toy (with --data); with "
+                   "--focus: FIT on this model (e.g. smollm2) and the built-in travel-review task. " + MODEL_HELP)
     p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} (with --model)")
     _site_args(p, required=False)
-    p.add_argument("--quick", action="store_true", help="MAT-Steer: 32 prompts (what CI runs); FIT: shorter training")
+    p.add_argument("--quick", action="store_true", help="MAT-Steer: 32 prompts (what CI runs); FIT toy: shorter "
+                   "training; FIT --model: FIT alone, 16 test reviews of two splits (what CI runs)")
     p.add_argument("--prompts", type=positive_int, default=None, help="held-out prompts to generate from (default 64)")
     p.add_argument("--max-new-tokens", type=positive_int, default=16)
     p.add_argument("--strength", type=float, default=2.0, help="strength of the attribute steered toward")
@@ -116,6 +119,10 @@ def _demo_args(p) -> None:
     p.add_argument("--base-seed", type=int, nargs="+", default=None, metavar="S",
                    help="with --focus: pretrain the toy's base from these seeds (default: 3); with several, "
                         "one summary row per base and the rates over them")
+    p.add_argument("--seeds", type=int, nargs="+", default=None, metavar="S",
+                   help="with --focus --model: the seeds (data draw, LoRA init, order) to run (default: 0 1 2; "
+                        "--quick: 0)")
+    p.add_argument("--out", default=None, help="with --focus --model: folder for fit.json, fit.md and the radar plot")
 
 
 def _bench_steer_args(p) -> None:
@@ -181,7 +188,12 @@ def _fit_args(p) -> None:
     p.add_argument("-o", "--output", required=True, help="folder for the PEFT adapter, tokenizer and log")
     p.add_argument("--types", nargs="+", choices=FOCUS_TYPES, default=list(FOCUS_TYPES),
                    help="focus types to train on (default: all; 'none' alone is plain SFT)")
-    p.add_argument("--per-example", type=positive_int, default=1, help="focus types drawn per example")
+    p.add_argument("--per-example", type=positive_int, default=PER_EXAMPLE,
+                   help="focus types drawn per example (the paper draws 1, which on a few hundred examples leaves "
+                        "too few prompts where the two features call for different answers)")
+    p.add_argument("--per-disagreeing", type=positive_int, default=len(FOCUS_TYPES),
+                   help="focus types per example whose spurious label differs from its label (default: every "
+                        "one of --types): only these teach an instruction to override the feature it names")
     p.add_argument("--save-records", default=None, help="also write the built focus prompts here (JSONL)")
     p.add_argument("--epochs", type=positive_float, default=c.epochs)
     p.add_argument("--lr", type=positive_float, default=c.lr)
@@ -305,6 +317,10 @@ def _mat_config(args, base):
 
 
 def _demo_focus(args) -> int:
+    if args.model is not None:
+        return _demo_focus_model(args)
+    if args.seeds is not None or args.out is not None:
+        raise ValueError("--seeds and --out go with --focus --model (the toy's FIT demo takes --base-seed)")
     from . import demo_focus
 
     options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
@@ -317,6 +333,27 @@ def _demo_focus(args) -> int:
     report = demo_focus.run(base_seed=args.base_seed[0] if args.base_seed else None, **options)
     print()
     print(report.table())
+    return 0
+
+
+def _demo_focus_model(args) -> int:
+    if args.base_seed is not None:
+        raise ValueError("--base-seed goes with the toy's FIT demo, not with --model (use --seeds)")
+    from .outputs import check_output_dir
+
+    out = check_output_dir(args.out, "--out") if args.out else None
+    from . import demo_focus_model as dm
+
+    recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    t0 = time.perf_counter()
+    report = dm.run(args.model, seeds=seeds, recipe=recipe)
+    print()
+    print(report.table())
+    print(f"took {time.perf_counter() - t0:.0f} s")
+    if out is not None:
+        for kind, path in report.save(out).items():
+            print(f"{kind} written to {path}")
     return 0
 
 
@@ -437,8 +474,8 @@ def _fit(args) -> int:
 
     task = focus.FocusTask.load(args.task)
     model, tok = load_model(args.model)
-    build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)), tokenizer=tok,
-                 seed=args.seed)
+    build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)),
+                 per_disagreeing=min(args.per_disagreeing, len(args.types)), tokenizer=tok, seed=args.seed)
     records = focus.build_focus_dataset(args.data, task, **build)
     val = focus.build_focus_dataset(args.val, task, **build) if args.val else None
     from .launch import rank_and_world
@@ -448,7 +485,12 @@ def _fit(args) -> int:
     lora = focus.LoraSettings(r=args.r, alpha=args.alpha, dropout=args.dropout,
                               target_modules=tuple(args.target_modules) if args.target_modules else "all-linear",
                               head=args.lora_head)
-    result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
+    problem = focus.spurious_family_problem(records)
+    if problem and first:
+        print(f"steerkit fit: warning: {problem}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=focus.FocusDataWarning)  # said above, once
+        result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
     if not first:
         return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
@@ -474,12 +516,23 @@ def _eval_focus(args) -> int:
     from .hf import load_model
 
     task = focus.FocusTask.load(args.task)
+    types_of = {}  # checked before the model loads
+    for name, path in sets_spec.items():
+        types = args.types
+        if focus.core_family_only(path, task):
+            types = [t for t in args.types if t in focus.CORE_FAMILY]
+            if not types:
+                raise ValueError(f"--test {name}: some {task.spurious} values have no tied label (not seen in "
+                                 f"training), and none of --types is in the core family that can score them")
+            print(f"--test {name}: some {task.spurious} values have no tied label (not seen in training), so it is "
+                  f"scored under the core family only ({', '.join(types)})")
+        types_of[name] = types
     model, tok = load_model(args.model, device=device)
     if args.adapter:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, args.adapter).eval()
-    sets = {name: focus.build_focus_dataset(path, task, focus_types=args.types, per_example="all", tokenizer=tok)
+    sets = {name: focus.build_focus_dataset(path, task, focus_types=types_of[name], per_example="all", tokenizer=tok)
             for name, path in sets_spec.items()}
     if args.unseen:
         sets["unseen"] = focus.build_focus_dataset(args.unseen, task, focus_types=args.types, per_example="all",

@@ -28,10 +28,12 @@ def test_fit_then_eval_focus_from_the_command_line(local_model, tmp_path, capsys
     out = tmp_path / "adapter"
     assert main(["fit", "--model", str(local_model), "--task", str(task), "--data", str(train), "-o", str(out),
                  "--epochs", "1", "--batch-size", "8", "--r", "4", "--alpha", "8", "--quiet", "--lora-head",
+                 "--per-example", "1",
                  "--save-records", str(tmp_path / "records.jsonl")]) == 0
     assert (out / "adapter_config.json").is_file() and (out / "focus_task.json").is_file()
     assert "lm_head" in json.loads((out / "adapter_config.json").read_text())["target_modules"]  # --lora-head
-    assert len(focus.load_records(tmp_path / "records.jsonl")) == 48  # one focus type per example
+    # one focus type per example, all seven on the 5 where the colour points to the other label
+    assert len(focus.load_records(tmp_path / "records.jsonl")) == 43 + 5 * 7
     assert "best validation loss" in capsys.readouterr().out
     assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),
                  "--test", f"flipped={flipped}", "--unseen", str(flipped), "--json", str(tmp_path / "r.json"),

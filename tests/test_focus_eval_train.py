@@ -57,6 +57,31 @@ def test_constrained_scoring_matches_a_hand_computed_case(tok):
     assert batched[0] == pytest.approx(focus.score_choices(model, tok, [rec])[0], abs=1e-6)
 
 
+def test_one_token_choices_are_scored_from_one_forward_as_hand_computed(tok):
+    v = len(tok)
+    ids = {w: tok.convert_tokens_to_ids(w) for w in (":", "positive", "negative", "red")}
+    table = torch.zeros(v, v)
+    table[ids[":"], ids["positive"]] = 1.0
+    table[ids[":"], ids["negative"]] = 2.0
+    rows_seen = []
+
+    class Counting(Bigram):
+        def forward(self, input_ids, attention_mask=None):
+            rows_seen.append(input_ids.shape[0])
+            return super().forward(input_ids, attention_mask)
+
+    model = Counting(table)
+    z = math.log(v - 2 + math.e + math.e ** 2)
+    recs = [FocusRecord(k, "", "none", 0, False, "Answer:", "positive", "positive", "positive", ["positive", "negative"])
+            for k in range(3)]
+    mixed = FocusRecord(3, "", "none", 0, False, "Answer:", "positive", "positive", "positive",
+                        ["positive", "negative red"])  # a two-token choice: one row per choice
+    scores = focus.score_choices(model, tok, recs + [mixed], batch_size=16)
+    assert scores[:3] == [pytest.approx([1.0 - z, 2.0 - z], abs=1e-5)] * 3
+    assert scores[3][0] == pytest.approx(1.0 - z, abs=1e-5)
+    assert sum(rows_seen) == 3 + 2  # one row for each one-token record, one per choice for the other
+
+
 def test_report_counts_per_split_and_type_and_writes_table_json_and_plot(tok, tmp_path):
     recs = focus.build_focus_dataset(fc.examples(6, 0.5, seed=1), fc.TASK, focus_types=["focus_c", "focus_s"],
                                      per_example="all")

@@ -2,8 +2,8 @@
 focus-accuracy evaluation."""
 from .._lazy import lazy
 
-_DATA = ("FocusExample", "FocusRecord", "FocusTask", "build_focus_dataset", "load_examples", "load_records",
-         "save_jsonl", "spurious_rate", "with_spurious_rate")
+_DATA = ("FocusExample", "FocusRecord", "FocusTask", "build_focus_dataset", "core_family_only", "load_examples", "load_records",
+         "save_jsonl", "spurious_family_problem", "FocusDataWarning", "spurious_rate", "with_spurious_rate")
 _NAMES = {**{n: ".data" for n in _DATA},
           **{n: ".evaluation" for n in ("FocusReport", "evaluate", "predict", "score_choices")},
           **{n: ".templates" for n in ("CORE_FAMILY", "FOCUS_TYPES", "SPURIOUS_FAMILY")},

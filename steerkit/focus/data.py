@@ -110,9 +110,12 @@ class FocusRecord:
         return asdict(self)
 
 
-def load_examples(source: str | Path | Iterable, task: FocusTask | None = None) -> list[FocusExample]:
+def load_examples(source: str | Path | Iterable, task: FocusTask | None = None,
+                  require_tie: bool = True) -> list[FocusExample]:
     """Examples from a ``.jsonl`` path or an iterable of dicts / ``FocusExample``s; with a task, each
-    is also checked against it (its label, the core and spurious features, the spurious value's tie)."""
+    is also checked against it (its label, the core and spurious features, and, with ``require_tie``,
+    that the spurious value is tied to a label: the focus(S) family's target needs it, while a split of
+    values never seen in training is scored under the core family only)."""
     where = str(source) if isinstance(source, (str, Path)) else "data"
     rows = read_jsonl(source) if isinstance(source, (str, Path)) else list(source)
     out = []
@@ -132,14 +135,14 @@ def load_examples(source: str | Path | Iterable, task: FocusTask | None = None) 
             raise ValueError(f"{where} example {i}: features must be a dict of feature name -> value")
         ex = FocusExample(raw["input"], raw["label"], {str(k): v for k, v in raw["features"].items()})
         if task is not None:
-            _check(i, ex, task, where)
+            _check(i, ex, task, where, require_tie)
         out.append(ex)
     if not out:
         raise ValueError(f"{where}: no examples")
     return out
 
 
-def _check(i: int, ex: FocusExample, task: FocusTask, where: str = "data") -> None:
+def _check(i: int, ex: FocusExample, task: FocusTask, where: str, require_tie: bool) -> None:
     if ex.label not in task.labels:
         raise ValueError(f"{where} example {i}: label {ex.label!r} is not one of the task's labels {list(task.labels)}")
     for name in (task.core, task.spurious):
@@ -147,13 +150,21 @@ def _check(i: int, ex: FocusExample, task: FocusTask, where: str = "data") -> No
             raise ValueError(f"{where} example {i}: no feature {name!r} (it has {sorted(ex.features)}); "
                              f"the task's core feature is {task.core!r} and its spurious feature {task.spurious!r}")
     value = ex.features[task.spurious]
-    if value not in task.spurious_labels:
+    if require_tie and value not in task.spurious_labels:
         raise ValueError(f"{where} example {i}: spurious feature {task.spurious!r} has value {value!r}, which has no "
-                         f"tied label; task.spurious_labels covers {sorted(task.spurious_labels)}")
+                         f"tied label (task.spurious_labels covers {sorted(task.spurious_labels)}); such examples "
+                         f"can be scored only under the core family ({', '.join(templates.CORE_FAMILY)})")
 
 
 def spurious_label(ex: FocusExample, task: FocusTask) -> str:
     return task.spurious_labels[ex.features[task.spurious]]
+
+
+def core_family_only(examples, task: FocusTask) -> bool:
+    """Whether some example's spurious value has no tied label (values never seen in training), so the
+    set can be scored under the core family of focus types only."""
+    examples = load_examples(examples, task, require_tie=False)
+    return any(e.features[task.spurious] not in task.spurious_labels for e in examples)
 
 
 def _chat(tokenizer) -> bool:
@@ -174,24 +185,30 @@ def make_prompt(task: FocusTask, text: str, focus: str, tokenizer=None) -> tuple
 
 def build_focus_dataset(examples, task: FocusTask, focus_types: Sequence[str] = templates.FOCUS_TYPES,
                         per_example: int | str = 1, held_out_wordings: bool = False, tokenizer=None,
-                        seed: int = 0) -> list[FocusRecord]:
+                        seed: int = 0, per_disagreeing: int | str | None = None) -> list[FocusRecord]:
     """Focus-instruction prompts from examples: ``per_example`` focus types drawn without replacement
     (seeded) from ``focus_types`` for every example, or ``"all"`` of them (for evaluation); each with a
-    wording drawn from the training wordings, or from the held-out ones."""
-    examples = load_examples(examples, task)
+    wording drawn from the training wordings, or from the held-out ones. ``per_disagreeing`` (default:
+    ``per_example``) is the number for examples whose spurious label differs from the true label: only
+    there do the two families of focus types ask for different answers, so they carry what focus
+    training learns, while the others teach the task and the labels."""
     focus_types = list(focus_types)
     unknown = [t for t in focus_types if t not in templates.FOCUS_TYPES]
     if unknown or not focus_types:
         raise ValueError(f"focus_types: expected a non-empty subset of {', '.join(templates.FOCUS_TYPES)}, "
                          f"got {focus_types}")
-    if per_example != "all" and (not isinstance(per_example, int) or not 1 <= per_example <= len(focus_types)):
-        raise ValueError(f"per_example: expected 'all' or an int in 1..{len(focus_types)}, got {per_example!r}")
+    examples = load_examples(examples, task, require_tie=any(t in templates.SPURIOUS_FAMILY for t in focus_types))
+    per_disagreeing = per_example if per_disagreeing is None else per_disagreeing
+    for name, value in (("per_example", per_example), ("per_disagreeing", per_disagreeing)):
+        if value != "all" and (not isinstance(value, int) or not 1 <= value <= len(focus_types)):
+            raise ValueError(f"{name}: expected 'all' or an int in 1..{len(focus_types)}, got {value!r}")
     rng = random.Random(seed)
     core, spur = task.phrase(task.core), task.phrase(task.spurious)
     records = []
     for i, ex in enumerate(examples):
-        chosen = focus_types if per_example == "all" else rng.sample(focus_types, per_example)
-        y_s = spurious_label(ex, task)
+        y_s = task.spurious_labels.get(ex.features[task.spurious], "")  # "" only under core-family types
+        n_types = per_example if y_s in ("", ex.label) else per_disagreeing
+        chosen = focus_types if n_types == "all" else rng.sample(focus_types, n_types)
         for t in chosen:
             choices = templates.wordings(t, held_out_wordings)
             k = rng.randrange(len(choices))
@@ -200,6 +217,33 @@ def build_focus_dataset(examples, task: FocusTask, focus_types: Sequence[str] = 
             records.append(FocusRecord(i, ex.input, t, k, held_out_wordings, prompt, target, ex.label, y_s,
                                        list(task.labels), chat, "" if chat else " "))
     return records
+
+
+# fewest spurious-family prompts whose target (the spurious feature's label) differs from the true label:
+# only those teach focus(S) to leave the core feature; the rest have the same answer either way.
+# Measured on SmolLM2-135M-Instruct (README, Focus Instruction Tuning on a real model)
+MIN_CONTRADICTING = 60
+
+
+class FocusDataWarning(UserWarning):
+    """Training records from which the spurious family of focus types cannot be learned."""
+
+
+def spurious_family_problem(records) -> str | None:
+    """Why the spurious family (focus(S), focus(S)∧ignore(C), ignore(C)) cannot be learned from these
+    training records, or None. It needs prompts where the two features disagree: on the others the
+    spurious label is the true label, so they teach nothing that the core family does not."""
+    records = load_records(records)
+    spurious = [r for r in records if r.focus_type in templates.SPURIOUS_FAMILY]
+    if not spurious:
+        return None
+    against = sum(r.target != r.label for r in spurious)
+    if against >= MIN_CONTRADICTING:
+        return None
+    return (f"only {against} of the {len(spurious)} spurious-family prompts (focus(S) and the like) have a "
+            f"spurious label that differs from the true label, fewer than {MIN_CONTRADICTING}: the model will "
+            f"likely answer by the core feature whatever the instruction says. Put every focus type on the "
+            f"examples where they disagree (per_disagreeing='all'; --per-disagreeing 7), or add such examples")
 
 
 def with_spurious_rate(examples, task: FocusTask, rate: float, n: int | None = None,

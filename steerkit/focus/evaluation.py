@@ -27,17 +27,30 @@ def _has_head(model) -> bool:
         return False
 
 
-def _label_logprobs(model, batch: dict, labels: torch.Tensor, lean: bool) -> torch.Tensor:
-    """Per row of the batch, the summed log-probability of its label tokens."""
+def _position_logprobs(model, batch: dict, labels: torch.Tensor, lean: bool):
+    """The log-softmax at every label position of the batch: ``(logp [n, vocab], targets [n], rows [n])``,
+    where ``rows`` is the batch row of each position."""
     if lean:
         logits, target, keep = target_logits(model, labels=labels, **batch)
-        logp = torch.log_softmax(logits, dim=-1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        rows = keep.nonzero()[:, 0]
-        return torch.zeros(labels.shape[0], dtype=logp.dtype, device=logp.device).index_add_(0, rows, logp)
-    logits = model(**batch).logits[:, :-1].float()
-    target = labels[:, 1:]
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    return (logp * (target != -100)).sum(dim=1)
+    else:
+        target, keep = labels[:, 1:], labels[:, 1:] != -100
+        logits = model(**batch).logits[:, :-1][keep].float()
+        target = target[keep]
+    return torch.log_softmax(logits, dim=-1), target, keep.nonzero()[:, 0]
+
+
+def _jobs(tok, records: list[FocusRecord], max_length: int | None) -> list[tuple[int, int | None, tuple]]:
+    """What to run: ``(record, choice, (prompt_ids, completion_ids))``. A record whose choices are one
+    token each after the same prompt ids is one job (choice None) whose single forward scores them all
+    (half the work for two labels); otherwise each choice is a job of its own."""
+    jobs = []
+    for i, r in enumerate(records):
+        enc = [encode(tok, r.prompt, r.completion(c), r.chat, max_length) for c in r.choices]
+        if all(len(c) == 1 and p == enc[0][0] for p, c in enc):
+            jobs.append((i, None, (enc[0][0], enc[0][1], [c[0] for _, c in enc])))
+        else:
+            jobs += [(i, j, (p, c, None)) for j, (p, c) in enumerate(enc)]
+    return jobs
 
 
 @torch.no_grad()
@@ -47,22 +60,28 @@ def score_choices(model, tok, records: list[FocusRecord], batch_size: int = 32, 
     from ..progress import bar
 
     records = load_records(records)
-    pairs = [(i, j, encode(tok, r.prompt, r.completion(c), r.chat, max_length))
-             for i, r in enumerate(records) for j, c in enumerate(r.choices)]
+    jobs = _jobs(tok, records, max_length)
     scores = [[0.0] * len(r.choices) for r in records]
-    order = sorted(range(len(pairs)), key=lambda k: -sum(map(len, pairs[k][2])))  # little padding per batch
+    order = sorted(range(len(jobs)), key=lambda k: -sum(map(len, jobs[k][2][:2])))  # little padding per batch
     device = next(model.parameters()).device
     lean = _has_head(model)
     was_training = model.training
     model.eval()
     try:
         for s in bar(range(0, len(order), batch_size), desc="scoring labels", unit="batch", enabled=progress, leave=False):
-            chunk = [pairs[k] for k in order[s:s + batch_size]]
-            batch = {k: v.to(device) for k, v in pad_batch([p for _, _, p in chunk], pad_id(tok)).items()}
-            labels = batch.pop("labels")
-            total = _label_logprobs(model, batch, labels, lean).tolist()
-            for (i, j, _), v in zip(chunk, total):
-                scores[i][j] = v
+            chunk = [jobs[k] for k in order[s:s + batch_size]]
+            batch = {k: v.to(device) for k, v in pad_batch([(p, c) for _, _, (p, c, _) in chunk], pad_id(tok)).items()}
+            logp, target, rows = _position_logprobs(model, batch, batch.pop("labels"), lean)
+            summed = torch.zeros(len(chunk), dtype=logp.dtype, device=logp.device).index_add_(
+                0, rows, logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)).tolist()
+            first = {}  # a single-token job's one label position
+            for n, r in enumerate(rows.tolist()):
+                first.setdefault(r, n)
+            for b, (i, j, (_, _, tokens)) in enumerate(chunk):
+                if j is not None:
+                    scores[i][j] = summed[b]
+                else:
+                    scores[i] = logp[first[b], tokens].tolist()
     finally:
         model.train(was_training)
     return scores
@@ -110,13 +129,7 @@ class FocusReport:
 
     def plot(self, path: str | Path, title: str = "focus accuracy") -> Path:
         """A grouped bar chart (focus types × splits) as PNG; needs matplotlib (``pip install matplotlib``)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("FocusReport.plot needs matplotlib: pip install matplotlib") from None
+        plt = _pyplot("FocusReport.plot")
         types, splits = self.types(), list(self.accuracy)
         fig, ax = plt.subplots(figsize=(1.3 * len(types) + 2, 3.6))
         w = 0.8 / len(splits)
@@ -128,12 +141,7 @@ class FocusReport:
         ax.set_ylabel("focus accuracy")
         ax.set_title(title)
         ax.legend(fontsize=8, ncol=len(splits), loc="lower center")
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+        return _save(plt, fig, path)
 
 
 def evaluate(model, tok, test_sets: Mapping[str, list] | list, batch_size: int = 32, max_length: int | None = None,
@@ -154,3 +162,45 @@ def evaluate(model, tok, test_sets: Mapping[str, list] | list, batch_size: int =
         acc[split] = {t: sum(v) / len(v) for t, v in hits.items()}
         count[split] = {t: len(v) for t, v in hits.items()}
     return FocusReport(acc, count, preds)
+
+
+def radar(series: Mapping[str, Mapping[str, float]], path: str | Path, title: str = "focus accuracy") -> Path:
+    """A radar plot (PNG) of focus accuracy per focus type, one closed line per named series
+    (``{"FIT": {focus_type: accuracy}, ...}``); needs matplotlib."""
+    import math
+
+    plt = _pyplot("focus.evaluation.radar")
+
+    types = [t for t in templates.FOCUS_TYPES if any(t in s for s in series.values())]
+    angles = [2 * math.pi * k / len(types) for k in range(len(types))]
+    fig, ax = plt.subplots(figsize=(5.2, 5.2), subplot_kw={"projection": "polar"})
+    for name, acc in series.items():
+        values = [acc.get(t, float("nan")) for t in types]
+        ax.plot(angles + angles[:1], values + values[:1], marker="o", label=name)
+        ax.fill(angles + angles[:1], values + values[:1], alpha=0.12)
+    ax.set_xticks(angles, [templates.PRETTY[t] for t in types], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0.25, 0.5, 0.75, 1.0], ["0.25", "0.5", "0.75", "1"], fontsize=7)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.15, -0.08), fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _pyplot(who: str):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(f"{who} needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _save(plt, fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

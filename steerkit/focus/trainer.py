@@ -19,7 +19,7 @@ from ..devices import resolve_device
 from ..launch import rank_and_world, run_id
 from ..outputs import check_output_dir
 from .config import FocusTrainConfig, LoraSettings
-from .data import FocusRecord, load_records
+from .data import FocusDataWarning, FocusRecord, load_records, spurious_family_problem
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import causal_lm, label_only_loss
 
@@ -128,6 +128,9 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if output_dir is not None:
         check_output_dir(output_dir, "output_dir")
     records = load_records(records)
+    problem = spurious_family_problem(records)
+    if problem:
+        warnings.warn(problem, FocusDataWarning, stacklevel=2)
     if val is None:
         records, val = split_validation(records, config.val_fraction, config.seed)
     val = load_records(val)

@@ -1,0 +1,122 @@
+"""The travel-review FIT task's plumbing on a tiny checkpoint: splits of unseen cities scored under the
+core family only, the warning when the spurious family cannot be learned, and the real-model demo's
+runs, table, targets and files (its numbers on SmolLM2 are in test_real_model.py)."""
+import json
+
+import pytest
+
+from steerkit import focus
+from steerkit.cli import main
+from steerkit.focus import reviews
+from steerkit.toy import focus_corpus as fc
+from steerkit.toy.model import build_tokenizer, random_llama
+
+pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def local_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    tok = build_tokenizer(fc.CORPUS)  # word level: most review words are <unk>, the labels are known
+    random_llama(tok, kv_heads=2).save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def test_unseen_values_are_scored_under_the_core_family_only():
+    data = reviews.splits(train=40, test=10, seed=3)
+    assert focus.core_family_only(data["unseen"], reviews.TASK)
+    assert not focus.core_family_only(data["flipped"], reviews.TASK)
+    records = focus.build_focus_dataset(data["unseen"], reviews.TASK, focus_types=focus.CORE_FAMILY, per_example="all")
+    assert len(records) == 10 * len(focus.CORE_FAMILY) and all(r.target == r.label for r in records)
+    with pytest.raises(ValueError, match="no tied label.*core family"):
+        focus.build_focus_dataset(data["unseen"], reviews.TASK, per_example="all")
+
+
+def test_spurious_family_problem_counts_prompts_where_the_features_disagree():
+    train = reviews.examples(240, 0.9, seed=0)  # 24 examples where the city points the other way
+    one = focus.build_focus_dataset(train, reviews.TASK, per_example=1, seed=0)
+    every = focus.build_focus_dataset(train, reviews.TASK, per_example="all", seed=0)
+    problem = focus.spurious_family_problem(one)
+    against = sum(r.target != r.label for r in one if r.focus_type in focus.SPURIOUS_FAMILY)
+    assert problem and f"only {against} of the" in problem and against < focus.data.MIN_CONTRADICTING
+    assert focus.spurious_family_problem(every) is None  # 24 x 3 = 72 such prompts
+    sft = focus.build_focus_dataset(train, reviews.TASK, focus_types=["none"], per_example=1)
+    assert focus.spurious_family_problem(sft) is None  # nothing of the spurious family is trained
+
+
+def test_fit_warns_before_training_and_eval_focus_scores_unseen_values_on_the_core_family(local_model, tmp_path,
+                                                                                        capsys):
+    task = tmp_path / "task.json"
+    task.write_text(json.dumps(reviews.TASK.to_dict()))
+    data = reviews.splits(train=24, test=4, seed=1)
+    paths = {k: focus.save_jsonl(v, tmp_path / f"{k}.jsonl") for k, v in data.items()}
+    out = tmp_path / "adapter"
+    assert main(["fit", "--model", str(local_model), "--task", str(task), "--data", str(paths["train"]), "-o",
+                 str(out), "--epochs", "1", "--r", "2", "--alpha", "4", "--quiet", "--per-example", "1"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning: only") == 1 and "spurious-family prompts" in err  # once, from the CLI
+    assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),
+                 "--test", f"flipped={paths['flipped']}", "--test", f"unseen={paths['unseen']}",
+                 "--json", str(tmp_path / "r.json")]) == 0
+    assert "--test unseen: some city values have no tied label" in capsys.readouterr().out
+    count = json.loads((tmp_path / "r.json").read_text())["count"]
+    assert set(count["unseen"]) == set(focus.CORE_FAMILY) and set(count["flipped"]) == set(focus.FOCUS_TYPES)
+    assert main(["eval-focus", "--model", str(local_model), "--task", str(task), "--types", "focus_s",
+                 "--test", f"unseen={paths['unseen']}"]) == 2
+    assert "none of --types is in the core family" in capsys.readouterr().err
+
+
+def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_files(local_model, tmp_path):
+    from steerkit import demo_focus_model as dm
+
+    recipe = dm.FitRecipe(examples=16, test=3, epochs=1, r=2, batch_size=8)
+    report = dm.run(str(local_model), seeds=(0, 1), recipe=recipe, log=lambda *a: None)
+    assert list(report.runs) == [0, 1]
+    for run in report.runs.values():
+        assert set(run.reports) == {"FIT", "SFT"} and set(run.seconds) == {"FIT", "SFT"}
+        for r in run.reports.values():
+            assert set(r.accuracy) == set(dm.SPLITS)
+            assert set(r.count["unseen"]) == set(focus.CORE_FAMILY) and r.count["flipped"]["focus_s"] == 3
+    targets = report.targets()
+    assert [(t["method"], t["split"], t["focus_type"]) for t in targets] == [t[:3] for t in dm.TARGETS]
+    assert all(t["of"] == 2 and len(t["values"]) == 2 for t in targets)
+    text = report.table()
+    assert "focus(S)∧ignore(C)" in text and "met on" in text
+    paths = report.save(tmp_path / "out")
+    saved = json.loads(paths["json"].read_text())
+    assert saved["recipe"]["examples"] == 16 and set(saved["runs"]) == {"0", "1"}
+    assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
+    # the quick recipe: FIT alone on two splits, and only the targets it measures
+    quick = dm.FitRecipe.quick()
+    small = dm.run(str(local_model), seeds=(2,), recipe=dm.FitRecipe(**(vars(quick) | dict(examples=10, test=2,
+                                                                                          epochs=1, r=2))),
+                   log=lambda *a: None)
+    assert set(small.runs[2].reports) == {"FIT"} and set(small.runs[2].reports["FIT"].accuracy) == {"flipped", "unseen"}
+    assert {t["method"] for t in small.targets()} == {"FIT"} and "SFT" not in small.table()
+
+
+def test_model_demo_options_belong_together(capsys):
+    assert main(["demo", "--focus", "--seeds", "1"]) == 2
+    assert "--seeds and --out go with --focus --model" in capsys.readouterr().err
+    assert main(["demo", "--focus", "--model", "x", "--base-seed", "1"]) == 2
+    assert "--base-seed goes with the toy" in capsys.readouterr().err
+
+
+def test_examples_where_the_features_disagree_can_take_every_focus_type():
+    train = reviews.examples(100, 0.9, seed=2)  # 10 disagree
+    records = focus.build_focus_dataset(train, reviews.TASK, per_example=2, per_disagreeing="all", seed=0)
+    per = {}
+    for r in records:
+        per.setdefault(r.id, []).append(r)
+    disagree = {i for i, rs in per.items() if rs[0].spurious_label != rs[0].label}
+    assert len(disagree) == 10 and len(records) == 90 * 2 + 10 * len(focus.FOCUS_TYPES)
+    assert all(len({r.focus_type for r in per[i]}) == len(focus.FOCUS_TYPES) for i in disagree)
+    assert all(len({r.focus_type for r in rs}) == 2 for i, rs in per.items() if i not in disagree)
+    # without it, the draw is what it always was
+    plain = focus.build_focus_dataset(train, reviews.TASK, per_example=2, seed=0)
+    assert [r.to_dict() for r in plain] == [r.to_dict() for r in
+                                            focus.build_focus_dataset(train, reviews.TASK, per_example=2,
+                                                                      per_disagreeing=2, seed=0)]
+    with pytest.raises(ValueError, match="per_disagreeing: expected 'all' or an int in 1..7"):
+        focus.build_focus_dataset(train, reviews.TASK, per_example=2, per_disagreeing=0)
