@@ -41,8 +41,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import steerkit  # noqa: E402
-from steerkit import hf  # noqa: E402
-from steerkit import SteeringVectors  # noqa: E402
+from steerkit import (
+    SteeringVectors,  # noqa: E402
+    hf,  # noqa: E402
+)
 from steerkit.ops import gated_steer, steer_add_rmsnorm, steer_linear  # noqa: E402
 from steerkit.ops.steer_linear import fold  # noqa: E402
 from steerkit.reference import rms_norm  # noqa: E402
@@ -171,13 +173,17 @@ class HookSteer:
             th, w = e.theta.to(p.device, p.dtype), e.gate_w.to(p.device, p.dtype)
             b = e.gate_b.to(p.device, torch.float32)
             edit = lambda x, th=th, w=w, b=b: self.steer(x, th, w, b, vectors.norm_preserve)
+            if site == "block_out":  # a decoder layer returns its stream alone or first in a tuple
+                self.handles.append(layout.layers[layer].register_forward_hook(
+                    lambda m, a, o, edit=edit: (edit(o[0]),) + tuple(o[1:]) if isinstance(o, tuple) else edit(o)))
+                continue
             proj = layout.attn_out_proj(layer)
             if site == "attn_heads":
                 self.handles.append(proj.register_forward_pre_hook(lambda m, a, edit=edit: (edit(a[0]),) + a[1:]))
             elif site == "attn_out":
                 self.handles.append(proj.register_forward_hook(lambda m, a, o, edit=edit: edit(o)))
             else:
-                raise ValueError(f"HookSteer covers attn_heads and attn_out, not {site}")
+                raise ValueError(f"HookSteer covers block_out, attn_heads and attn_out, not {site}")
 
     def steer(self, x, th, w, b, norm_preserve):
         xf = x.float()

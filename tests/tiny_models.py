@@ -18,6 +18,8 @@ CONFIGS = {
                                    num_key_value_heads=1, head_dim=16, **COMMON),
     "gemma2": lambda: T.Gemma2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                                      num_attention_heads=4, num_key_value_heads=2, head_dim=8, **COMMON),
+    "gemma3_text": lambda: T.Gemma3TextConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                              num_attention_heads=4, num_key_value_heads=2, head_dim=8, **COMMON),
     "phi3": lambda: T.Phi3Config(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
                                  num_key_value_heads=4, **COMMON),
     "gpt2": lambda: T.GPT2Config(n_embd=32, n_layer=3, n_head=4, n_positions=128, **COMMON),

@@ -7,7 +7,78 @@ to the engine in one ``generate`` call (one continuous batch). OUT: per batch, p
 token ids, each token's logprob, the cached prompt tokens or the error; and the engine's preemptions.
 """
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).parent
+
+
+def run_engine(root: Path, name: str, model: str, batches: list, vectors: dict | None = None, plugin: bool = True,
+               env: dict | None = None, **engine) -> dict:
+    """Serves ``batches`` from one engine in its own process; ``vectors`` ({name: path}) configures the
+    plugin's steering sets; ``plugin=False`` starts vLLM without any plugin."""
+    spec = {"model": model, "engine": dict(engine), "batches": batches}
+    if vectors is not None:
+        spec["engine"]["additional_config"] = {"steerkit": {"vectors": vectors}}
+    spec_path, out_path = root / f"{name}.spec.json", root / f"{name}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    env = dict(os.environ, **(env or {}))
+    if not plugin:
+        env["VLLM_PLUGINS"] = "none"  # vLLM loads only the plugins named here: none of them
+    proc = subprocess.run([sys.executable, str(HERE / "vllm_engine.py"), str(spec_path), str(out_path)],
+                          env=env, capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        return {"failed": proc.stdout + proc.stderr}  # vLLM logs the workers' errors to stdout
+    return json.loads(out_path.read_text())
+
+
+def request(ids, name=None, strength=None, tokens="all", max_tokens=10) -> dict:
+    extra = None
+    if name is not None:
+        extra = {"steerkit_vectors": name, "steerkit_tokens": tokens}
+        if strength is not None:
+            extra["steerkit_strength"] = strength
+    return {"prompt_token_ids": list(ids), "max_tokens": max_tokens, "extra_args": extra}
+
+
+def hf_greedy(model, req: dict, vecs=None) -> dict:
+    """steerkit's Hugging Face steer() (``vecs`` with the request's strength and policy, or none): greedy
+    tokens and their logprobs, one token at a time through the KV cache as an engine decodes."""
+    import steerkit as sk
+    from steerkit import hf
+
+    def run():
+        ids = torch.tensor([req["prompt_token_ids"]])
+        tokens, logprobs, past = [], [], None
+        with torch.no_grad():
+            for _ in range(req["max_tokens"]):
+                out = model(ids, use_cache=True, **hf.cache_kwargs(model, past))
+                past = hf.output_cache(out)
+                lp = torch.log_softmax(out.logits[0, -1].double(), -1)
+                t = int(lp.argmax())
+                tokens.append(t)
+                logprobs.append(float(lp[t]))
+                ids = torch.tensor([[t]])
+        return {"tokens": tokens, "logprobs": logprobs}
+
+    extra = req["extra_args"]
+    if extra is None:
+        return run()
+    strength = extra.get("steerkit_strength", 1.0)
+    strength = torch.tensor(strength) if isinstance(strength, list) else float(strength)
+    with sk.steer(model, vecs, strength=strength, tokens=extra.get("steerkit_tokens", "all")):
+        return run()
+
+
+def assert_same(got: dict, want: dict, atol: float = 2e-3) -> None:
+    assert "error" not in got, got
+    assert got["tokens"] == want["tokens"]
+    assert max(abs(a - b) for a, b in zip(got["logprobs"], want["logprobs"])) < atol
+
 
 if __name__ == "__main__":
     from vllm import LLM, SamplingParams

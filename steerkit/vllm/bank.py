@@ -4,20 +4,24 @@
 Set i owns columns ``[offset_i, offset_i + K_i)`` of a strength table. Each (site, layer) stacks every
 set's theta there (zero rows for a set without that key, so it adds nothing), its gate weights (a set
 without gates gets w = 0 and a bias of 1e4, a gate of exactly 1), and its norm-preserve flag (sets that
-differ in it take one launch per flag). Before each forward the runner hook writes, per token, which
-table row steers it (row 0 is all zeros: not steered) and, per steered request, its strengths. Both
+differ in it take one launch per flag). When the batch's requests change the runner hook writes each
+steered request's strengths to its row of the table (row 0 is all zeros: not steered); before each
+forward it writes, per token, which row steers it, from each request's scheduled positions in numpy
+(no per-request Python on the steady decode path). Both
 live in persistent buffers updated in place, so a compiled graph or a captured CUDA graph reads the new
 requests without re-capture; a token of an unsteered request gets strength 0 and comes out bit-identical.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..ops import gated_steer
 from ..vectors import SteeringVectors
-from .requests import MAX_COLUMNS, RequestSteering
+from .requests import MAX_COLUMNS
 
+_NO_END = 2 ** 62  # an open-ended policy's end position
 GATE_ALWAYS_ON = 1e4  # sigmoid(1e4) == 1.0 exactly: an ungated set's gate inside a gated launch
 
 
@@ -64,6 +68,7 @@ class SteeringBank(nn.Module):
                              persistent=False)
         self._host_table = torch.zeros(max_requests + 1, width, dtype=torch.float32)
         self._filled = 0
+        self.set_requests([])
 
     def _stack(self, sets, key, norm_preserve, dtype, device) -> _Launch:
         d = next(v[key].hidden_size for v in sets.values() if key in v)
@@ -98,33 +103,41 @@ class SteeringBank(nn.Module):
         return x
 
     # -- what the runner side writes before each forward ---------------------------------------------
-    def row(self, steering: RequestSteering) -> torch.Tensor:
-        """The full-width strength row of one request (zeros outside its set's columns)."""
-        row = torch.zeros(self.width, dtype=torch.float32)
-        start = self.offsets[steering.name]
-        row[start:start + len(steering.strength)] = torch.tensor(steering.strength, dtype=torch.float32)
-        return row
+    def set_requests(self, requests: list) -> None:
+        """The batch's requests, in batch order, when they change: each ``(steering, prompt length)``, or
+        None for an unsteered one. Writes their strengths to the table and keeps each one's steered range
+        of positions for ``set_positions``."""
+        n = len(requests)
+        if n + 1 > self.table.shape[0]:
+            raise RuntimeError(f"steerkit: a batch of {n} requests exceeds the {self.table.shape[0] - 1} sized at start")
+        self._slot = np.zeros(n, dtype=np.int64)
+        self._first = np.zeros(n, dtype=np.int64)
+        self._end = np.zeros(n, dtype=np.int64)
+        for i, r in enumerate(requests):
+            if r is None:
+                continue
+            steering, prompt_len = r
+            start = self.offsets[steering.name]
+            self._host_table[i + 1].zero_()
+            self._host_table[i + 1, start:start + len(steering.strength)] = torch.tensor(steering.strength)
+            first, end = steering.steered_positions(prompt_len)
+            self._slot[i], self._first[i], self._end[i] = i + 1, first, min(end, _NO_END)
+        self.table[: n + 1].copy_(self._host_table[: n + 1], non_blocking=True)
 
-    def set_batch(self, requests: list) -> None:
-        """``requests``: in batch order, ``(steering or None, row or None, first position, tokens
-        scheduled, prompt length)``; the batch's tokens are those requests' tokens in that order."""
-        total = sum(r[3] for r in requests)
-        if total > self.token_rows.shape[0] or len(requests) + 1 > self.table.shape[0]:
-            raise RuntimeError(f"steerkit: a batch of {total} tokens / {len(requests)} requests exceeds the "
-                               f"buffers sized at start ({self.token_rows.shape[0]} / {self.table.shape[0] - 1})")
-        rows = torch.zeros(max(total, self._filled), dtype=torch.long)
-        offset = 0
-        for slot, (steering, row, start, count, prompt_len) in enumerate(requests, start=1):
-            if steering is not None:
-                self._host_table[slot] = row
-                # the request's scheduled positions [start, start + count) meet the policy's range in
-                # one slice: no per-token work, whatever the chunk's length
-                first, end = steering.steered_positions(prompt_len)
-                lo, hi = max(first, start) - start, min(end, start + count) - start
-                if lo < hi:
-                    rows[offset + int(lo):offset + int(hi)] = slot
-            offset += count
-        self.table[: len(requests) + 1].copy_(self._host_table[: len(requests) + 1], non_blocking=True)
-        # rows past this batch's tokens (padding for a captured size) are zeroed: never steered
-        self.token_rows[: rows.shape[0]].copy_(rows, non_blocking=True)
+    def set_positions(self, start, count) -> None:
+        """Before each forward: per request of ``set_requests``, its first scheduled position and how many
+        tokens it has in this batch (arrays). The batch's tokens are those requests' tokens in that order."""
+        start = np.asarray(start, dtype=np.int64)
+        count = np.asarray(count, dtype=np.int64)
+        total = int(count.sum())
+        if total > self.token_rows.shape[0]:
+            raise RuntimeError(f"steerkit: a batch of {total} tokens exceeds the {self.token_rows.shape[0]} sized "
+                               "at start")
+        # per token: its request, and its absolute position; steered where the position is in the range
+        req = np.repeat(np.arange(len(count)), count)
+        pos = start[req] + np.arange(total) - np.repeat(np.cumsum(count) - count, count)
+        rows = np.where((pos >= self._first[req]) & (pos < self._end[req]), self._slot[req], 0)
+        if self._filled > total:  # rows past this batch's tokens (padding for a captured size): never steered
+            rows = np.concatenate([rows, np.zeros(self._filled - total, dtype=np.int64)])
+        self.token_rows[: rows.shape[0]].copy_(torch.from_numpy(rows), non_blocking=True)
         self._filled = total

@@ -24,10 +24,28 @@ from .requests import CONFIG_KEY, PluginConfig, has_steering, parse_request
 
 log = logging.getLogger("steerkit.vllm")
 
-# family knowledge as data: vLLM's module paths (they differ from Hugging Face's for the fused MLP and QKV)
+# family knowledge as data, keyed by vLLM's model class: its module paths (they differ from Hugging Face's
+# for the fused MLP and QKV) and what a decoder layer returns. "pair": (hidden, residual), whose sum is
+# the residual stream (the next layer's fused add-norm adds them); "stream": the residual stream itself.
+_PRE_NORM = {"layers": "model.layers", "attn_proj": "self_attn.o_proj", "mlp_proj": "mlp.down_proj", "block_out": "pair"}
 ARCHS = {
-    "LlamaForCausalLM": {"layers": "model.layers", "attn_proj": "self_attn.o_proj", "mlp_proj": "mlp.down_proj"},
-    "MistralForCausalLM": {"layers": "model.layers", "attn_proj": "self_attn.o_proj", "mlp_proj": "mlp.down_proj"},
+    "LlamaForCausalLM": _PRE_NORM,
+    "MistralForCausalLM": _PRE_NORM,
+    "Qwen2ForCausalLM": _PRE_NORM,
+    "Qwen3ForCausalLM": _PRE_NORM,
+    "GemmaForCausalLM": _PRE_NORM,
+    "Gemma2ForCausalLM": _PRE_NORM,  # o_proj and down_proj outputs: before the post-attention/-feedforward norms
+    "Gemma3ForCausalLM": _PRE_NORM,
+    "Phi3ForCausalLM": _PRE_NORM,  # vLLM's Phi-3 is its Llama with fused QKV and gate-up
+    "GPT2LMHeadModel": {"layers": "transformer.h", "attn_proj": "attn.c_proj", "mlp_proj": "mlp.c_proj",
+                        "block_out": "stream"},
+    "OPTForCausalLM": {"layers": "model.decoder.layers", "attn_proj": "self_attn.out_proj", "mlp_proj": "fc2",
+                       "block_out": "stream"},
+}
+# classes vLLM may pick for a model that steerkit knows in Hugging Face, and why they are not steered
+REFUSED = {
+    "TransformersForCausalLM": "vLLM runs it through its Transformers fallback backend (vLLM 0.32 has no native "
+                               "implementation of this family), whose layers steerkit does not hook",
 }
 
 
@@ -104,7 +122,10 @@ def _attach(runner, config: PluginConfig):
     model = runner.get_model()
     arch = type(model).__name__
     if arch not in ARCHS:
-        raise RuntimeError(f"steerkit: steering in vLLM supports {', '.join(ARCHS)}; this model is {arch}")
+        why = REFUSED.get(arch, "steerkit has no layout for this vLLM class")
+        named = "/".join(getattr(runner.model_config.hf_config, "architectures", None) or [arch])
+        raise RuntimeError(f"steerkit: cannot steer {named} in vLLM (loaded as {arch}): {why}. Steering sets were "
+                           f"configured, so the engine does not start unsteered. Supported: {', '.join(ARCHS)}")
     paths = ARCHS[arch]
     hf = runner.model_config.hf_config
     widths = {"block_out": hf.hidden_size, "attn_out": hf.hidden_size, "mlp_out": hf.hidden_size,
@@ -145,8 +166,11 @@ def load_set(name: str, path: str, model_type: str, num_layers: int, widths: dic
 
 def tensor_parallel():
     """(world size, rank, all_gather(x, dim)) of the tensor-parallel group."""
-    from vllm.distributed import (get_tensor_model_parallel_rank, get_tensor_model_parallel_world_size,
-                                  tensor_model_parallel_all_gather)
+    from vllm.distributed import (
+        get_tensor_model_parallel_rank,
+        get_tensor_model_parallel_world_size,
+        tensor_model_parallel_all_gather,
+    )
     return get_tensor_model_parallel_world_size(), get_tensor_model_parallel_rank(), tensor_model_parallel_all_gather
 
 
@@ -154,34 +178,45 @@ def _wrap_prepare_inputs(original):
     @functools.wraps(original)
     def _prepare_inputs(self, scheduler_output, num_scheduled_tokens, *args, **kwargs):
         result = original(self, scheduler_output, num_scheduled_tokens, *args, **kwargs)
-        bank = getattr(self, "_steerkit_bank", None)
-        if bank is not None:
-            bank.set_batch(_batch_layout(self, bank, num_scheduled_tokens))
+        before_forward(self, num_scheduled_tokens)
         return result
     return _prepare_inputs
 
 
-def _batch_layout(runner, bank, num_scheduled_tokens) -> list:
-    """Per request in batch order: (steering, strength row, first position, tokens, prompt length)."""
+def before_forward(runner, num_scheduled_tokens) -> None:
+    """The per-step host path: tells the runner's bank (if any) which request each token belongs to.
+    The requests' steering is re-read only when the batch's requests change; each step then costs a few
+    numpy operations over the batch, whatever its size."""
+    bank = getattr(runner, "_steerkit_bank", None)
+    if bank is None:
+        return
     batch = runner.input_batch
+    n = batch.num_reqs
+    ids = batch.req_ids[:n]
+    if ids != runner.__dict__.get("_steerkit_ids"):
+        bank.set_requests(_requests(runner, bank, ids))
+        runner._steerkit_ids = list(ids)
+    bank.set_positions(batch.num_computed_tokens_cpu[:n], num_scheduled_tokens[:n])
+
+
+def _requests(runner, bank, req_ids) -> list:
+    """Per request in batch order: (steering, prompt length), or None when it is not steered."""
     cache = runner.__dict__.setdefault("_steerkit_requests", {})
-    layout = []
-    for i, req_id in enumerate(batch.req_ids[: batch.num_reqs]):
+    out = []
+    for req_id in req_ids:
         state = runner.requests[req_id]
         params = state.sampling_params
         extra = getattr(params, "extra_args", None) if params is not None else None
-        steering, row = None, None
-        if has_steering(extra):
-            if req_id not in cache:  # validated at admission; parsed once per request here
-                s = parse_request(extra, bank.sizes)
-                cache[req_id] = (s, bank.row(s))
-            steering, row = cache[req_id]
-        layout.append((steering, row, int(batch.num_computed_tokens_cpu[i]), int(num_scheduled_tokens[i]),
-                       int(state.num_prompt_tokens)))
-    live = set(batch.req_ids[: batch.num_reqs])
+        if not has_steering(extra):
+            out.append(None)
+            continue
+        if req_id not in cache:  # validated at admission; parsed once per request here
+            cache[req_id] = parse_request(extra, bank.sizes)
+        out.append((cache[req_id], int(state.num_prompt_tokens)))
+    live = set(req_ids)
     for req_id in [r for r in cache if r not in live and r not in runner.requests]:
         del cache[req_id]
-    return layout
+    return out
 
 
 # -- front end and scheduler --------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The model side: forward hooks on a vLLM decoder stack that call the bank at each steered site.
 
-vLLM's decoder layer returns ``(hidden, residual)`` and the next layer's fused add-norm sums them, so
-the residual stream after layer L (steerkit's ``block_out``) is ``hidden + residual``. The hook steers
+A pre-norm family's decoder layer in vLLM returns ``(hidden, residual)`` and the next layer's fused
+add-norm sums them, so the residual stream after layer L (steerkit's ``block_out``) is ``hidden + residual``
+("pair" in ``hooks.ARCHS``); GPT-2's and OPT's return the stream itself ("stream"), steered as it is.
+For a pair, the hook steers
 that sum x and hands the next layer ``hidden + (steer(x) - x)``: a token with strength 0 gets exactly
 ``hidden`` back (bit-identical to vLLM without the plugin in every dtype); a steered token's stream
 equals steer(x) up to one rounding of the add.
@@ -12,6 +14,8 @@ exactly, and keeps this rank's slice. ``attn_out`` and ``mlp_out`` are o_proj's 
 outputs after their all-reduce, whole on every rank.
 """
 from __future__ import annotations
+
+import torch
 
 
 def _get(obj, path: str):
@@ -28,7 +32,8 @@ def install(bank, layers, paths: dict, tp: tuple) -> list:
         module = layers[layer]
         key = (site, layer)
         if site == "block_out":
-            handles.append(module.register_forward_hook(_block_out(bank, key)))
+            hook = _block_out_pair if paths["block_out"] == "pair" else _block_out_stream
+            handles.append(module.register_forward_hook(hook(bank, key)))
         elif site == "attn_heads":
             handles.append(_get(module, paths["attn_proj"]).register_forward_pre_hook(
                 _attn_heads(bank, key, world, rank, all_gather)))
@@ -38,7 +43,16 @@ def install(bank, layers, paths: dict, tp: tuple) -> list:
     return handles
 
 
-def _block_out(bank, key):
+def _block_out_stream(bank, key):
+    def hook(module, args, output):
+        if not isinstance(output, torch.Tensor):
+            raise RuntimeError(f"steerkit: {type(module).__name__} returned {type(output).__name__}, not the "
+                               "residual stream; block_out cannot be steered on this model")
+        return bank.apply(key, output)
+    return hook
+
+
+def _block_out_pair(bank, key):
     def hook(module, args, output):
         if not (isinstance(output, tuple) and len(output) == 2):
             raise RuntimeError(f"steerkit: {type(module).__name__} returned {type(output).__name__}, not "
