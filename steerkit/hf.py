@@ -331,6 +331,17 @@ def save_model(model, tokenizer, folder: str | Path) -> Path:
     return folder
 
 
+def base_model(model):
+    """The decoder stack inside a causal LM: ``model.base_model``, except where a class declares a
+    ``base_model_prefix`` it does not use (Gemma3ForCausalLM before transformers 5 says "language_model"
+    and keeps the stack at ``.model``, so ``base_model`` returns the wrapper itself)."""
+    base = getattr(model, "base_model", model)
+    inner = getattr(model, "model", None)
+    if base is model and inner is not None and inner is not model and hasattr(inner, "forward"):
+        return inner
+    return base
+
+
 def chat_prompt(tokenizer, text: str) -> str:
     """``text`` as one user turn in the tokenizer's chat template, ready for the assistant's answer."""
     if not getattr(tokenizer, "chat_template", None):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import hf
 from .hf import transformers_version
 
 
@@ -122,7 +123,7 @@ def resolve(model: nn.Module, spec: ArchSpec | None = None) -> ModelLayout:
     spec = spec or spec_for(model)
     if callable(getattr(model, "get_base_model", None)):  # a PEFT model: find the wrapped transformer's layers
         model = model.get_base_model()
-    base = getattr(model, "base_model", model)
+    base = hf.base_model(model)
     layers = _get(base, spec.layers, "layers", spec)
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
         raise ValueError(f"{spec.family}: {spec.layers!r} is not a non-empty ModuleList of decoder layers")
