@@ -179,3 +179,35 @@ def test_steer_linear_takes_its_gemm_from_the_registry(monkeypatch, use_backend)
     with torch.no_grad():
         y = steer_linear(a, w, b, th, gw, gb, s, True)
     assert calls == [] and rel_err(y, want) < 1e-5
+
+@pytest.mark.parametrize("on_host", [True, False], ids=["host-check", "always-direct"])
+def test_steer_linear_norm_identity_is_guarded_where_the_steer_nearly_annuls_a_row(on_host, monkeypatch):
+    """Rows a = α v + δ (‖δ‖ ≈ 1e-3 ‖a‖) steered by -α v: the identity ‖a‖² + 2c(a·θ) + c²‖θ‖² loses
+    ~6 digits in float32, so its row scale ‖a‖/‖a + cθ‖ is off by percents; the guard sums those rows'
+    norm directly. Both forms of the guard (a host check on the CPU; always-direct on a GPU or under
+    compile) give the float64 row scale to 1e-4."""
+    sl = sys.modules["steerkit.ops.steer_linear"]  # (steerkit.ops.steer_linear is also the op's name)
+    monkeypatch.setattr(sl, "_checks_on_host", lambda x: on_host)
+    g = torch.Generator().manual_seed(3)
+    d, n = 256, 12
+    v = torch.randn(d, generator=g, dtype=torch.float64)
+    alpha = torch.rand(n, 1, generator=g, dtype=torch.float64) * 3 + 1
+    a = alpha * v + torch.randn(n, d, generator=g, dtype=torch.float64) * 1e-3 * v.norm() / d**0.5
+    a[: n // 2] = torch.randn(n // 2, d, generator=g, dtype=torch.float64) * 3  # and rows far from annulled
+    s = -alpha.clone()
+    s[: n // 2] = 0.3
+    th = v[None, :]
+    want_r = a.norm(dim=-1) / (a + s * th).norm(dim=-1)
+    _, r = sl._coefficients(a.float(), th.float(), None, None, s.float(), True, reference.two_gemm)
+    assert ((r.double() - want_r).abs() / want_r).max() < 1e-4
+    # the inputs do cancel: the identity alone is off by far more
+    af, tf, sf = a.float(), th.float(), s.float()
+    sq = af.norm(dim=-1).square()
+    nu2 = sq + 2 * (sf * (af @ tf.t())).sum(-1) + (sf * sf * tf.square().sum()).sum(-1)
+    ident = sq.sqrt() / nu2.clamp_min(0).sqrt().clamp_min(1e-8)
+    assert ((ident.double() - want_r).abs() / want_r)[n // 2:].max() > 1e-2
+    # and the whole op follows the float64 reference as far as its fold's own rounding allows
+    w = torch.randn(40, d, generator=g, dtype=torch.float64) / d**0.5
+    got = steer_linear(a.float(), w.float(), None, th.float(), strength=s.float(), norm_preserve=True)
+    ref = reference.steer_then_linear(a, w, None, th, None, None, s, True)
+    assert rel_err(got, ref) < 1e-3

