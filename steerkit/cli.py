@@ -98,6 +98,33 @@ def _convert_model_args(p) -> None:
     p.add_argument("out", help="folder to write the Hugging Face checkpoint to (must be empty or new)")
 
 
+def _convert_args(p) -> None:
+    p.add_argument("input", help="steering vectors: steerkit .safetensors or a llama.cpp control vector .gguf")
+    p.add_argument("output", help="where to write them: .safetensors (everything) or .gguf (ungated block_out "
+                   "vectors, as llama.cpp and Ollama read them)")
+    p.add_argument("--strength", type=float, nargs="+", default=None,
+                   help="to .gguf: one strength per attribute, to write their weighted sum as one direction")
+    p.add_argument("--model-hint", default=None, help="to .gguf: the model family (default: the vectors' provenance)")
+
+
+def _convert(args) -> int:
+    from .outputs import check_output_file
+    from .vectors import SteeringVectors
+
+    out = check_output_file(args.output, "output")
+    if out.suffix not in (".gguf", ".safetensors"):
+        raise ValueError(f"output: expected a .gguf or .safetensors path, got {args.output}")
+    vecs = SteeringVectors.load(args.input)
+    if out.suffix == ".gguf":
+        vecs.save(out, strength=args.strength, model_hint=args.model_hint)
+    elif args.strength is not None or args.model_hint is not None:
+        raise ValueError("--strength and --model-hint are for a .gguf output")
+    else:
+        vecs.save(out)
+    print(f"{vecs!r} written to {out}")
+    return 0
+
+
 def _demo_args(p) -> None:
     p.add_argument("--model", default=None, help="MAT-Steer: a local model instead of the toy (with --data); with "
                    "--focus: FIT on this model (e.g. smollm2) and the built-in travel-review task. " + MODEL_HELP)
@@ -608,6 +635,8 @@ COMMANDS = {
     "train-mat": ("learn MAT-Steer vectors for a local model from a JSONL data set", _train_mat_args, _train_mat),
     "convert-model": ("write a checkpoint (.gguf, folder, or smollm2) as a Hugging Face folder that loads as the same "
                       "model on every supported transformers release", _convert_model_args, _convert_model),
+    "convert": ("convert steering vectors between steerkit's .safetensors and llama.cpp control vectors (.gguf)",
+                _convert_args, _convert),
     "fit": ("focus-tune a local model with LoRA (Focus Instruction Tuning)", _fit_args, _fit),
     "eval-focus": ("focus accuracy of a model (and adapter) per focus type and test split", _eval_focus_args,
                    _eval_focus),

@@ -123,6 +123,18 @@ class SteeringVectors:
         return cls({(site, layer): Entry(theta, gate_w, gate_b)}, **kwargs)
 
     @classmethod
+    def from_repeng(cls, control_vector) -> "SteeringVectors":
+        """A repeng ``ControlVector`` (steers as repeng's ``ControlModel`` does at coefficient = strength)."""
+        from .control_vectors import from_repeng
+        return from_repeng(control_vector)
+
+    @classmethod
+    def from_steering_vectors(cls, steering_vector) -> "SteeringVectors":
+        """A steering-vectors ``SteeringVector`` (steers as its ``apply(multiplier=strength)`` does)."""
+        from .control_vectors import from_steering_vectors
+        return from_steering_vectors(steering_vector)
+
+    @classmethod
     def from_dict(cls, tensors: Mapping, **kwargs) -> "SteeringVectors":
         """From ``{(site, layer) or "site:layer": tensor theta or {"theta", "gate_w"?, "gate_b"?}}``."""
         entries = {}
@@ -179,7 +191,16 @@ class SteeringVectors:
         return SteeringVectors(entries, self.attributes, self.gate_mode, self.norm_preserve, self.provenance)
 
     # -- files ----------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, strength=None, model_hint: str | None = None) -> None:
+        """Writes ``.safetensors`` (everything), or a llama.cpp control vector when ``path`` ends in
+        ``.gguf`` (ungated ``block_out`` only; ``strength`` sums several attributes; see
+        ``steerkit.control_vectors``)."""
+        if str(path).endswith(".gguf"):
+            from .control_vectors import save_gguf
+            return save_gguf(self, path, strength=strength, model_hint=model_hint)
+        if strength is not None or model_hint is not None:
+            raise ValueError("strength and model_hint are for .gguf control vectors; a .safetensors file keeps "
+                             "every attribute")
         from safetensors.torch import save_file
 
         tensors, places = {}, []
@@ -198,9 +219,13 @@ class SteeringVectors:
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "SteeringVectors":
+        """steerkit's ``.safetensors``, or a llama.cpp control vector (``.gguf``, as repeng exports it)."""
         from safetensors import SafetensorError, safe_open
 
         path = Path(path)
+        if path.suffix == ".gguf":
+            from .control_vectors import load_gguf
+            return load_gguf(path).to(device)
         if not path.is_file():
             raise FileNotFoundError(f"no steering-vector file at {path}")
         try:
