@@ -82,7 +82,8 @@ def _info_args(p) -> None:
 
 def _generate_args(p) -> None:
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file")
+    p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file, or a llama.cpp control "
+                   "vector (.gguf)")
     p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
     p.add_argument("--strength", type=float, nargs="+", default=None,
                    help="one value for all attributes, or one per attribute (default: the file's suggested "

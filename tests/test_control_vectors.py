@@ -5,10 +5,10 @@ import json
 
 import pytest
 import torch
+from tiny_models import tiny_model
 
 import steerkit as sk
 from steerkit.vectors import Entry
-from tiny_models import tiny_model
 
 gguf = pytest.importorskip("gguf", reason="GGUF control vectors need the gguf package (steerkit[real])")
 
