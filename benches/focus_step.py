@@ -1,5 +1,5 @@
 """One focus-training step (forward + backward + AdamW on the LoRA parameters) on the same batch:
-HF + PEFT as they come, against steerkit's accelerations (fused LoRA linear, label-only loss), in one
+HF + PEFT as they come, against steerkit's accelerations (fused LoRA linear and gated MLP, label-only loss), in one
 run. Time is the median of timed steps after warm-up, both variants interleaved; peak memory is
 measured per variant in a fresh subprocess (on CPU the resident set sampled every 0.2 ms during two
 steps, above what it was before them; ``torch.cuda.max_memory_allocated`` on a GPU).
@@ -36,7 +36,7 @@ def _liger():
 
 
 # the last: Liger's fused linear cross-entropy over every position in place of the label-only loss
-VARIANTS = ("hf+peft", "label-only loss only", "fused LoRA only", "steerkit") + ((LIGER,) if _liger() else ())
+VARIANTS = ("hf+peft", "label-only loss only", "fused LoRA + MLP only", "steerkit") + ((LIGER,) if _liger() else ())
 PRESETS = {
     # issue 6's CPU shape: a small Llama, prompts of 128-256 tokens with 1-3 target tokens, batch 8
     "cpu-small": dict(hidden=512, inter=1376, layers=4, heads=8, kv=8, vocab=32000, batch=8, lo=128, hi=256),
@@ -89,7 +89,7 @@ def step_fn(model, variant):
     from steerkit.lora import accelerate
 
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
-    handle = accelerate(model) if variant in ("steerkit", "fused LoRA only", LIGER) else None
+    handle = accelerate(model) if variant in ("steerkit", "fused LoRA + MLP only", LIGER) else None
     label_only = variant in ("steerkit", "label-only loss only")
 
     def step(b):
@@ -256,8 +256,9 @@ def main():
         mem = f"{r['peak_bytes'] / 2**20:.0f} MiB" if r["peak_bytes"] else "n/a"
         md.append(f"| {v} | {r['median_s'] * 1e3:.1f} ms | {mem} | {r['first_loss']:.5f} |")
     saving = f"{result['memory_saving'] * 100:.0f}%" if result["memory_saving"] is not None else "n/a"
-    md += ["", "steerkit = fused LoRA linear + label-only loss (what focus.train does here; packing stays off with SDPA)"
-           + ("; " + LIGER + " = the fused LoRA linear + Liger-Kernel's fused linear cross-entropy over every position"
+    md += ["", "steerkit = steerkit.lora.accelerate (fused LoRA linear, gated MLP saving gate and up only) + label-only loss "
+           "(what focus.train does here; packing stays off with SDPA)"
+           + ("; " + LIGER + " = accelerate() + Liger-Kernel's fused linear cross-entropy over every position"
               if LIGER in result["variants"] else "; Liger-Kernel not importable here, so not compared"),
            "", f"speedup {result['speedup']:.2f}x, peak memory {saving} lower, "
                f"loss relative difference {result['loss_rel_diff']:.1e}"]

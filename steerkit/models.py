@@ -17,6 +17,19 @@ from .hf import transformers_version
 
 
 @dataclass(frozen=True)
+class GatedMlp:
+    """Where a decoder layer keeps an MLP computing ``down(act(gate(x)) * up(x))`` (SwiGLU, GeGLU), by
+    attribute name: the LoRA accelerator fuses its product into the down projection. Every use is
+    also checked numerically against the module's own forward (``steerkit.lora``)."""
+
+    path: str = "mlp"
+    gate: str = "gate_proj"
+    up: str = "up_proj"
+    down: str = "down_proj"
+    act: str = "act_fn"
+
+
+@dataclass(frozen=True)
 class ArchSpec:
     """Module paths of one family. ``layers`` is from the base model; the projections are from a
     decoder layer. ``conv1d``: projections are GPT-2 ``Conv1D`` (weight [in, out])."""
@@ -29,19 +42,21 @@ class ArchSpec:
     norm_kind: str = "rms"  # "rms" or "layer": which fused residual+norm kernels can apply
     conv1d: bool = False
     packs: bool = True  # honours packed sequences (restarting position_ids, no mask); checked in the tests
+    gated_mlp: GatedMlp | None = None  # None: the MLP is not down(act(gate(x)) * up(x)) in separate modules
 
 
 _LLAMA_LIKE = dict(layers="layers", attn_out_proj="self_attn.o_proj", mlp_out_proj="mlp.down_proj", final_norm="norm")
+_GATED = dict(_LLAMA_LIKE, gated_mlp=GatedMlp())
 
 REGISTRY: dict[str, ArchSpec] = {
-    "llama": ArchSpec("llama", **_LLAMA_LIKE),
-    "mistral": ArchSpec("mistral", **_LLAMA_LIKE),
-    "qwen2": ArchSpec("qwen2", **_LLAMA_LIKE),
-    "qwen3": ArchSpec("qwen3", **_LLAMA_LIKE),
-    "gemma": ArchSpec("gemma", **_LLAMA_LIKE),
-    "gemma2": ArchSpec("gemma2", **_LLAMA_LIKE),
-    "gemma3_text": ArchSpec("gemma3_text", **_LLAMA_LIKE),  # Gemma3ForCausalLM, the text-only Gemma 3
-    "phi3": ArchSpec("phi3", **_LLAMA_LIKE),
+    "llama": ArchSpec("llama", **_GATED),
+    "mistral": ArchSpec("mistral", **_GATED),
+    "qwen2": ArchSpec("qwen2", **_GATED),
+    "qwen3": ArchSpec("qwen3", **_GATED),
+    "gemma": ArchSpec("gemma", **_GATED),
+    "gemma2": ArchSpec("gemma2", **_GATED),
+    "gemma3_text": ArchSpec("gemma3_text", **_GATED),  # Gemma3ForCausalLM, the text-only Gemma 3
+    "phi3": ArchSpec("phi3", **_LLAMA_LIKE),  # its MLP projects gate and up in one gate_up_proj
     # GPT-2 honours restarting position_ids in a packed row from transformers 5 (measured: 5.23 exact,
     # 4.53.3 not)
     "gpt2": ArchSpec("gpt2", "h", "attn.c_proj", "mlp.c_proj", "ln_f", norm_kind="layer", conv1d=True,
@@ -112,6 +127,20 @@ class ModelLayout:
 
     def mlp_out_proj(self, layer: int) -> nn.Module:
         return _get(self.layers[layer], self.spec.mlp_out_proj, "mlp_out_proj", self.spec)
+
+    def gated_mlp(self, layer: int) -> dict[str, nn.Module] | None:
+        """This layer's gated MLP and its parts (keys mlp, gate, up, down, act), or None where the family
+        has none or a part is missing."""
+        g = self.spec.gated_mlp
+        if g is None:
+            return None
+        try:
+            mlp = _get(self.layers[layer], g.path, "gated_mlp", self.spec)
+            parts = {k: _get(mlp, getattr(g, k), f"gated_mlp.{k}", self.spec)
+                     for k in ("gate", "up", "down", "act")}
+        except ValueError:
+            return None
+        return {"mlp": mlp, **parts}
 
     def site_size(self, site: str) -> int:
         """The width D of the activation at a site."""

@@ -133,6 +133,15 @@ def lora_linear(x, weight, bias, lora_a, lora_b, scale: float):
     return y if bias is None else y + bias
 
 
+def gated_down(gate, up, act, weight, bias, lora_a, lora_b, scale: float):
+    """The down projection of a gated MLP: ``down(act(gate) * up)`` with ``down`` the LoRA linear above
+    (a plain frozen linear where ``lora_a`` is None)."""
+    h = act(gate) * up
+    if lora_a is None:
+        return h @ weight.t() if bias is None else h @ weight.t() + bias
+    return lora_linear(h, weight, bias, lora_a, lora_b, scale)
+
+
 def two_gemm(x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor | None = None, y2: torch.Tensor | None = None,
              bias: torch.Tensor | None = None, row_scale: torch.Tensor | None = None,
              out_dtype: torch.dtype | None = None) -> torch.Tensor:
