@@ -75,6 +75,20 @@ def test_every_gated_family_fuses_its_mlps_and_matches_its_own_module(family):
     assert all("forward" not in vars(m) and "_steerkit_mlp_parts" not in vars(m) for m in model.modules())
 
 
+def test_float32_training_gets_the_same_bits_with_and_without_the_fused_mlp():
+    # the same ops in the same order, only recomputed: a FIT run's numbers do not move with it
+    runs = []
+    for mlp in (True, False):
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(tiny_model("llama"), LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
+                                                               init_lora_weights=False))
+        assert len(accelerate(model, mlp=mlp).mlps) == (3 if mlp else 0)
+        runs.append(_loss_and_grads(model, torch.randint(3, 64, (4, 50), generator=torch.Generator().manual_seed(1))))
+    (logits, grads), (ref_logits, ref_grads) = runs
+    assert torch.equal(logits, ref_logits) and all(torch.equal(g, r) for g, r in zip(grads, ref_grads))
+
+
 def test_a_down_projection_without_lora_is_fused_too():
     model = _peft("llama", target_modules=["q_proj", "gate_proj", "up_proj"])
     ref_logits, ref_grads = _loss_and_grads(model, IDS)
