@@ -91,6 +91,11 @@ def step_fn(model, variant):
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4)
     handle = accelerate(model) if variant in ("steerkit", "fused LoRA + MLP only", LIGER) else None
     label_only = variant in ("steerkit", "label-only loss only")
+    attention = None
+    if variant in ("steerkit", LIGER):  # as focus.train: left switched until the process ends
+        from steerkit.hf import grouped_query_sdpa
+
+        attention = grouped_query_sdpa(model).__enter__() or "grouped-query SDPA"
 
     def step(b):
         if label_only:
@@ -104,6 +109,7 @@ def step_fn(model, variant):
         opt.zero_grad(set_to_none=True)
         return loss.detach()
 
+    step.attention = attention  # what attention the variant ran: "grouped-query SDPA", or why not
     return step, handle
 
 
@@ -235,6 +241,7 @@ def main():
         pass
     if args.device == "cuda":
         result["gpu"] = torch.cuda.get_device_name()
+    result["attention"] = runs["steerkit"]["step"].attention
     for v, r in runs.items():
         del r["model"]
     for v, r in runs.items():
@@ -257,7 +264,7 @@ def main():
         md.append(f"| {v} | {r['median_s'] * 1e3:.1f} ms | {mem} | {r['first_loss']:.5f} |")
     saving = f"{result['memory_saving'] * 100:.0f}%" if result["memory_saving"] is not None else "n/a"
     md += ["", "steerkit = steerkit.lora.accelerate (fused LoRA linear, gated MLP saving gate and up only) + label-only loss "
-           "(what focus.train does here; packing stays off with SDPA)"
+           f"+ attention: {result['attention']} (what focus.train does here; packing stays off with SDPA)"
            + ("; " + LIGER + " = accelerate() + Liger-Kernel's fused linear cross-entropy over every position"
               if LIGER in result["variants"] else "; Liger-Kernel not importable here, so not compared"),
            "", f"speedup {result['speedup']:.2f}x, peak memory {saving} lower, "

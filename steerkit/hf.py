@@ -15,7 +15,8 @@ How to call a model: ``cache_kwargs`` (the cache under the name this model's for
 ``step_kwargs`` (that, plus ``cache_position`` where the release takes it),
 ``output_cache`` (the cache a forward returned), ``dtype_kwargs`` for ``from_pretrained``;
 ``load_model`` / ``save_model`` for checkpoints (HF folders and GGUF files) on every release;
-``chat_prompt`` for the chat template. Decoder-layer forwards: ``layer_signature``.
+``chat_prompt`` for the chat template. Decoder-layer forwards: ``layer_signature``. Attention:
+``grouped_query_sdpa`` (shared key/value heads inside SDPA while focus training runs on the CPU).
 """
 from __future__ import annotations
 
@@ -420,3 +421,119 @@ def linear_layer_names(model, exclude: str = "") -> tuple[str, ...]:
     names = (name.rsplit(".", 1)[-1] for name, m in model.named_modules()
              if isinstance(m, torch.nn.Linear) and name != exclude)
     return tuple(dict.fromkeys(names))
+
+
+# The attention implementation ``grouped_query_sdpa`` switches a model to while it trains.
+GQA_SDPA = "steerkit_sdpa_gqa"
+
+
+def _sdpa_gqa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
+    """transformers' SDPA attention, with grouped-query attention's key and value heads shared inside
+    SDPA (``enable_gqa``) instead of repeated to every query head first: the backward then keeps them
+    at their own head count. transformers itself shares them only without a mask, since the fused
+    GPU kernels take no mask with it; the CPU flash kernel takes both. Anything beyond plain
+    attention (biases, soft-capping, sinks, output attentions, one-token decoding) goes to
+    transformers' own SDPA function."""
+    sdpa = _attention_functions()._global_mapping["sdpa"]
+    groups = getattr(module, "num_key_value_groups", 1)
+    if (groups <= 1 or query.shape[2] == 1 or kwargs.get("output_attentions")
+            or any(kwargs.get(k) is not None for k in ("position_bias", "softcap", "s_aux", "sinks"))):
+        return sdpa(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                    is_causal=is_causal, **kwargs)
+    mask = attention_mask
+    if mask is not None and mask.ndim == 4:
+        mask = mask[:, :, :, : key.shape[-2]]
+    causal = getattr(module, "is_causal", True) if is_causal is None else is_causal
+    causal = bool(mask is None and causal)
+    if causal and key.shape[2] > query.shape[2]:  # SDPA's causal mask is aligned top-left
+        key, value = key[:, :, : query.shape[2]], value[:, :, : query.shape[2]]
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query, key.contiguous(), value.contiguous(), attn_mask=mask, dropout_p=dropout, scale=scaling,
+        is_causal=causal, enable_gqa=True)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def _attention_functions():
+    from transformers.modeling_utils import AttentionInterface
+
+    return AttentionInterface
+
+
+def _register_gqa_sdpa() -> None:
+    _attention_functions().register(GQA_SDPA, _sdpa_gqa)
+    if importlib.util.find_spec("transformers.masking_utils") is not None:
+        # 4.53+: masks are made per attention implementation, and one without a mask function gets
+        # no mask at all; this one takes SDPA's
+        from transformers import masking_utils
+
+        if hasattr(masking_utils, "AttentionMaskInterface"):
+            masking_utils.AttentionMaskInterface.register(GQA_SDPA, masking_utils.sdpa_mask)
+
+
+def _set_attention(config, name: str) -> None:
+    config._attn_implementation = name  # a property over _attn_implementation_internal on every release
+
+
+def grouped_query_sdpa(model):
+    """A context manager: inside it, ``model`` (a causal LM, PEFT-wrapped or not) attends through
+    ``_sdpa_gqa`` where that saves memory and computes the same. It yields None when it switched, or
+    the reason it left the model as it was: not SDPA, no grouped-query heads, not on the CPU, or a
+    probe forward (two rows, one padded) that does not match SDPA's own logits."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def switched():
+        inner = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+        config = getattr(inner, "config", None)
+        reason = _gqa_why_not(inner, config)
+        if reason is None:
+            _register_gqa_sdpa()
+            before = config._attn_implementation
+            _set_attention(config, GQA_SDPA)
+            reason = _gqa_probe_disagrees(inner, config, before)
+            if reason:
+                _set_attention(config, before)
+        try:
+            yield reason
+        finally:
+            if reason is None:
+                _set_attention(config, before)
+
+    return switched()
+
+
+def _gqa_why_not(model, config) -> str | None:
+    if config is None or getattr(config, "_attn_implementation", None) != "sdpa":
+        return "the model does not attend through SDPA"
+    if getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True):
+        return "a sliding window, which a short probe cannot check"
+    heads, kv = getattr(config, "num_attention_heads", None), getattr(config, "num_key_value_heads", None)
+    if not heads or not kv or kv >= heads:
+        return "no grouped-query attention (as many key/value heads as query heads)"
+    param = next(model.parameters(), None)
+    if param is None or param.device.type != "cpu":
+        return "not on the CPU (on a GPU, SDPA's fused kernels take no mask with shared heads)"
+    return None
+
+
+def _gqa_probe_disagrees(model, config, before: str) -> str | None:
+    vocab = getattr(config, "vocab_size", 2)
+    ids = torch.randint(min(3, vocab - 1), vocab, (2, 12), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 8:] = 0  # the second row padded, so the mask path is the one compared
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            got = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            _set_attention(config, before)
+            want = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+            _set_attention(config, GQA_SDPA)
+    finally:
+        model.train(was_training)
+    keep = mask.bool()
+    err = (got[keep].float() - want[keep].float()).norm() / want[keep].float().norm().clamp_min(1e-30)
+    tol = 1e-4 if want.dtype in (torch.float32, torch.float64) else 3e-2
+    if not torch.isfinite(err) or err > tol:
+        return f"a probe forward differs from SDPA's (relative {float(err):.1e})"
+    return None

@@ -180,8 +180,14 @@ def test_lora_on_the_head_needs_the_models_names_and_adds_the_head_to_the_target
     assert set(cfg.target_modules) == {"q_proj", "v_proj", "lm_head"}
 
 
-def test_lora_on_the_head_trains_the_head_fused_as_unfused_and_reloads(tok, tmp_path):
+def test_lora_on_the_head_trains_the_head_fused_as_unfused_and_reloads(tok, tmp_path, monkeypatch):
     from peft import PeftModel
+
+    from steerkit import hf
+
+    shared_heads = []  # fused: the tiny Llama's 2 key/value heads are shared inside SDPA while it trains
+    sdpa_gqa = hf._sdpa_gqa
+    monkeypatch.setattr(hf, "_sdpa_gqa", lambda *a, **k: shared_heads.append(1) or sdpa_gqa(*a, **k))
 
     from steerkit.focus.trainer import wrap_lora
 
@@ -198,8 +204,11 @@ def test_lora_on_the_head_trains_the_head_fused_as_unfused_and_reloads(tok, tmp_
     for fused in (True, False):
         cfg = focus.FocusTrainConfig(epochs=1, lr=5e-3, batch_size=8, progress=False, patience=None,
                                      max_length=None, fused_lora=fused)
+        shared_heads.clear()
         runs[fused] = focus.train(_tiny_llama(tok), tok, records, lora=lora, config=cfg,
                                   output_dir=tmp_path / f"adapter-{fused}")
+        assert bool(shared_heads) == fused
+        assert runs[fused].model.get_base_model().config._attn_implementation == "sdpa"  # as it was loaded
     head_b = [p for n, p in runs[True].model.named_parameters() if "lm_head" in n and "lora_B" in n]
     assert head_b and head_b[0].abs().max() > 0  # B starts at zero: the head's adapter trained
     weights = [{k: v for k, v in r.model.state_dict().items() if "lora_" in k} for r in runs.values()]

@@ -69,7 +69,9 @@ class FocusTrainConfig:
     seed: int = 0
     progress: bool = True
     label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
-    fused_lora: bool = True  # steerkit.lora.accelerate on the PEFT LoRA layers it applies to
+    # steerkit.lora.accelerate (fused LoRA linear and gated MLP) on the layers it applies to, and on the
+    # CPU grouped-query attention with shared key/value heads (hf.grouped_query_sdpa)
+    fused_lora: bool = True
     # padding-free batches: None = where attention runs varlen kernels (flash attention), which is where
     # packing saves compute; with SDPA/eager a block-diagonal mask over the packed row costs more
     # attention than the padding it removes. True forces it (an error where it is not exact).

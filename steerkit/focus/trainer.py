@@ -3,7 +3,9 @@ Trainer (so ``accelerate launch`` / ``torchrun`` multi-GPU runs work unchanged),
 target tokens only and early stopping on the validation loss."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import random
 import shutil
 import tempfile
@@ -22,6 +24,8 @@ from .config import FocusTrainConfig, LoraSettings
 from .data import FocusDataWarning, FocusRecord, load_records, spurious_family_problem
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import causal_lm, label_only_loss
+
+log = logging.getLogger("steerkit.focus")
 
 
 @dataclass
@@ -163,16 +167,21 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
     fused = None
+    attention = contextlib.nullcontext()
     if config.fused_lora:
         from ..lora import accelerate
 
         fused = accelerate(peft_model)
+        attention = hf.grouped_query_sdpa(peft_model)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         if lora.head:  # PEFT saves the frozen head with each checkpoint (harmless) and warns each time
             warnings.filterwarnings("ignore", message=".*save_embedding_layers", category=UserWarning)
         try:
-            trainer.train()
+            with attention as why:  # for training only: the returned model attends as it was loaded
+                if why:
+                    log.info("steerkit.focus: attention stays transformers' SDPA: %s", why)
+                trainer.train()
             if world > 1:
                 trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
         finally:
