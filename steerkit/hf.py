@@ -20,6 +20,7 @@ How to call a model: ``cache_kwargs`` (the cache under the name this model's for
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -474,32 +475,27 @@ def _set_attention(config, name: str) -> None:
     config._attn_implementation = name  # a property over _attn_implementation_internal on every release
 
 
+@contextlib.contextmanager
 def grouped_query_sdpa(model):
     """A context manager: inside it, ``model`` (a causal LM, PEFT-wrapped or not) attends through
     ``_sdpa_gqa`` where that saves memory and computes the same. It yields None when it switched, or
     the reason it left the model as it was: not SDPA, no grouped-query heads, not on the CPU, or a
     probe forward (two rows, one padded) that does not match SDPA's own logits."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def switched():
-        inner = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
-        config = getattr(inner, "config", None)
-        reason = _gqa_why_not(inner, config)
+    inner = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    config = getattr(inner, "config", None)
+    reason = _gqa_why_not(inner, config)
+    if reason is None:
+        _register_gqa_sdpa()
+        before = config._attn_implementation
+        _set_attention(config, GQA_SDPA)
+        reason = _gqa_probe_disagrees(inner, config, before)
+        if reason:
+            _set_attention(config, before)
+    try:
+        yield reason
+    finally:
         if reason is None:
-            _register_gqa_sdpa()
-            before = config._attn_implementation
-            _set_attention(config, GQA_SDPA)
-            reason = _gqa_probe_disagrees(inner, config, before)
-            if reason:
-                _set_attention(config, before)
-        try:
-            yield reason
-        finally:
-            if reason is None:
-                _set_attention(config, before)
-
-    return switched()
+            _set_attention(config, before)
 
 
 def _gqa_why_not(model, config) -> str | None:
@@ -531,9 +527,8 @@ def _gqa_probe_disagrees(model, config, before: str) -> str | None:
             _set_attention(config, GQA_SDPA)
     finally:
         model.train(was_training)
+    from .reference import probe_mismatch
+
     keep = mask.bool()
-    err = (got[keep].float() - want[keep].float()).norm() / want[keep].float().norm().clamp_min(1e-30)
-    tol = 1e-4 if want.dtype in (torch.float32, torch.float64) else 3e-2
-    if not torch.isfinite(err) or err > tol:
-        return f"a probe forward differs from SDPA's (relative {float(err):.1e})"
-    return None
+    err = probe_mismatch(got[keep], want[keep])
+    return None if err is None else f"a probe forward differs from SDPA's (relative {err:.1e})"

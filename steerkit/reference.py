@@ -142,6 +142,14 @@ def gated_down(gate, up, act, weight, bias, lora_a, lora_b, scale: float):
     return lora_linear(h, weight, bias, lora_a, lora_b, scale)
 
 
+def probe_mismatch(got: torch.Tensor, want: torch.Tensor) -> float | None:
+    """The relative difference ``‖got − want‖ / ‖want‖`` of a fast path's probe output from what it
+    stands in for, when beyond what rounding in ``want``'s dtype explains; None when they agree."""
+    tol = 1e-4 if want.dtype in (torch.float32, torch.float64) else 3e-2
+    err = float((got.float() - want.float()).norm() / want.float().norm().clamp_min(1e-30))
+    return None if err == err and err <= tol else err  # NaN disagrees
+
+
 def two_gemm(x1: torch.Tensor, y1: torch.Tensor, x2: torch.Tensor | None = None, y2: torch.Tensor | None = None,
              bias: torch.Tensor | None = None, row_scale: torch.Tensor | None = None,
              out_dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..reference import probe_mismatch
 from .fused import lora_linear
 from .gated_mlp import gated_down
 
@@ -75,9 +76,10 @@ def _down_weights(down):
     return f"down projection is {type(down).__name__}, not a frozen nn.Linear or a PEFT LoRA Linear"
 
 
-def _mlp_state(parts) -> str | None:
-    """None when the fused gated MLP may run in place of this MLP's forward now: nothing it would skip
-    (hooks on the down projection or the activation, global hooks) is there."""
+def _mlp_weights(parts):
+    """The down projection's weights (as ``_down_weights``) when the fused gated MLP may run in place of
+    this MLP's forward now, else a str saying why not: something it would skip (hooks on the down
+    projection or the activation, global hooks) is there, or the down projection cannot be fused."""
     from torch.nn.modules import module as _module
 
     for key in ("down", "act"):
@@ -86,24 +88,28 @@ def _mlp_state(parts) -> str | None:
             return f"forward hooks on the MLP's {key}"
     if _module._global_forward_hooks or _module._global_forward_pre_hooks:
         return "global forward hooks"
-    act = parts["act"]
-    if getattr(act, "inplace", False) or any(True for _ in act.parameters()):
-        return f"the activation ({type(act).__name__}) works in place or has parameters"
-    down = _down_weights(parts["down"])
-    return down if isinstance(down, str) else None
+    return _down_weights(parts["down"])
 
 
 def _fast_mlp_forward(self, x, *args, **kwargs):
     parts = self._steerkit_mlp_parts
-    if args or kwargs or _mlp_state(parts):
+    down = _mlp_weights(parts) if not (args or kwargs) else "extra arguments"
+    if isinstance(down, str):
         return self._steerkit_mlp_forward(x, *args, **kwargs)
-    return gated_down(parts["gate"](x), parts["up"](x), parts["act"], *_down_weights(parts["down"]))
+    return gated_down(parts["gate"](x), parts["up"](x), parts["act"], *down)
 
 
-def _probe_disagrees(mlp, parts) -> str | None:
-    """Runs the MLP's own forward and the fused one on random rows: None when they agree. This is what
+def _unfusable(mlp, parts) -> str | None:
+    """None when this MLP can be fused, else why not. Its activation must be a pure elementwise
+    function, and its own forward and the fused one must agree on random rows: that probe is what
     stands between a transformers release that changes the MLP's math and a silently wrong fusion."""
-    w = _down_weights(parts["down"])[0]
+    act = parts["act"]
+    if getattr(act, "inplace", False) or any(True for _ in act.parameters()):
+        return f"the activation ({type(act).__name__}) works in place or has parameters"
+    down = _mlp_weights(parts)
+    if isinstance(down, str):
+        return down
+    w = down[0]
     if w.device.type == "meta" or not w.dtype.is_floating_point:
         return f"weights are {w.dtype} on {w.device.type}"
     width = getattr(getattr(parts["gate"], "base_layer", parts["gate"]), "in_features", None)
@@ -113,13 +119,11 @@ def _probe_disagrees(mlp, parts) -> str | None:
     x = torch.randn(3, width, generator=g).to(device=w.device, dtype=w.dtype)
     with torch.no_grad():
         want = mlp(x)
-        got = gated_down(parts["gate"](x), parts["up"](x), parts["act"], *_down_weights(parts["down"]))
-    tol = 1e-4 if w.dtype in (torch.float32, torch.float64) else 3e-2
-    err = (got.float() - want.float()).norm() / want.float().norm().clamp_min(1e-30)
-    if not torch.isfinite(err) or err > tol:
-        return (f"its forward is not down(act(gate(x)) * up(x)) "
-                f"(relative difference {float(err):.1e} on a probe)")
-    return None
+        got = gated_down(parts["gate"](x), parts["up"](x), act, *down)
+    err = probe_mismatch(got, want)
+    if err is None:
+        return None
+    return f"its forward is not down(act(gate(x)) * up(x)) (relative difference {err:.1e} on a probe)"
 
 
 @dataclass
@@ -193,7 +197,7 @@ def _accelerate_mlps(model, out: Accelerated) -> None:
         if "forward" in vars(mlp):
             out.mlps_skipped[name] = "its forward is already replaced (steering or another library)"
             continue
-        reason = _mlp_state(parts) or _probe_disagrees(mlp, parts)
+        reason = _unfusable(mlp, parts)
         if reason:
             out.mlps_skipped[name] = reason
             continue
