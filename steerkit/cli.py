@@ -85,9 +85,10 @@ def _generate_args(p) -> None:
     p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file, or a llama.cpp control "
                    "vector (.gguf)")
     p.add_argument("--prompt", action="append", required=True, help="a prompt (repeat for several)")
-    p.add_argument("--strength", type=float, nargs="+", default=None,
-                   help="one value for all attributes, or one per attribute (default: the file's suggested "
-                        "strength from steerkit bench-steer, else 1)")
+    p.add_argument("--strength", nargs="+", default=None, metavar="S",
+                   help="one value for all attributes, one per attribute, or NAME=value per attribute "
+                        "(sentiment=4 food=2; the others 0) (default: the file's suggested strength from "
+                        "steerkit bench-steer, else 1)")
     p.add_argument("--tokens", default="all", help="all | prompt | generated | a start position")
     p.add_argument("--max-new-tokens", type=positive_int, default=40)
     p.add_argument("--chat", action="store_true", help="send each prompt as a user turn in the model's chat template")
@@ -103,8 +104,9 @@ def _convert_args(p) -> None:
     p.add_argument("input", help="steering vectors: steerkit .safetensors or a llama.cpp control vector .gguf")
     p.add_argument("output", help="where to write them: .safetensors (everything) or .gguf (ungated block_out "
                    "vectors, as llama.cpp and Ollama read them)")
-    p.add_argument("--strength", type=float, nargs="+", default=None,
-                   help="to .gguf: one strength per attribute, to write their weighted sum as one direction")
+    p.add_argument("--strength", nargs="+", default=None, metavar="S",
+                   help="to .gguf: one strength per attribute (or NAME=value), to write their weighted sum as one "
+                        "direction")
     p.add_argument("--model-hint", default=None, help="to .gguf: the model family (default: the vectors' provenance)")
 
 
@@ -115,9 +117,12 @@ def _convert(args) -> int:
     out = check_output_file(args.output, "output")
     if out.suffix not in (".gguf", ".safetensors"):
         raise ValueError(f"output: expected a .gguf or .safetensors path, got {args.output}")
+    from .strengths import parse_cli
+
+    strength = parse_cli(args.strength)
     vecs = SteeringVectors.load(args.input)
     if out.suffix == ".gguf":
-        vecs.save(out, strength=args.strength, model_hint=args.model_hint)
+        vecs.save(out, strength=strength, model_hint=args.model_hint)
     elif args.strength is not None or args.model_hint is not None:
         raise ValueError("--strength and --model-hint are for a .gguf output")
     else:
@@ -596,12 +601,15 @@ def _generate(args) -> int:
 
     from .generate import compare
     from .hf import load_model
+    from .strengths import parse_cli, strength_values
     from .vectors import SteeringVectors
 
     vecs = SteeringVectors.load(args.vectors)
+    given = parse_cli(args.strength)
+    values = given if given is not None else vecs.provenance.get("suggested_strength") or 1.0
+    values = strength_values(values, vecs.attributes, "--strength")  # refused before the model loads
+    strength = values if isinstance(values, float) else torch.tensor(values)
     model, tok = load_model(args.model, device=device)
-    values = args.strength or vecs.provenance.get("suggested_strength") or [1.0]
-    strength = values[0] if len(values) == 1 else torch.tensor(values)
     rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens,
                    chat=args.chat)
     print(f"vectors: {vecs}")

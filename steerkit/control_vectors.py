@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .strengths import strength_values
 from .vectors import Entry, SteeringVectors
 
 ARCH = "controlvector"
@@ -100,15 +101,21 @@ def directions(vecs: SteeringVectors, strength=None, what: str = "a llama.cpp co
                              f"{vecs.attributes}: pass strength= (one per attribute) to export their weighted sum")
         weights = torch.ones(1)
     else:
-        weights = torch.as_tensor(strength, dtype=torch.float64).reshape(-1)
-        if weights.numel() == 1 and k > 1:
-            weights = weights.expand(k)
-        if weights.numel() != k or not torch.isfinite(weights).all():
-            raise ValueError(f"strength must be {k} finite floats (one per attribute), got {strength!r}")
+        weights = _weights(vecs, strength)
     out = {}
     for _, layer in vecs:
         out[layer] = (weights[:, None] * vecs[("block_out", layer)].theta.detach().double().cpu()).sum(0)
     return out
+
+
+def _weights(vecs: SteeringVectors, strength) -> torch.Tensor:
+    """One float64 weight per attribute from any strength ``steerkit.strengths`` reads, or a tensor."""
+    if isinstance(strength, torch.Tensor):
+        strength = strength.detach().double().reshape(-1).tolist()
+        strength = strength[0] if len(strength) == 1 else strength
+    values = strength_values(strength, vecs.attributes)
+    k = vecs.num_attributes
+    return torch.tensor([values] * k if isinstance(values, float) else values, dtype=torch.float64)
 
 
 def save_gguf(vecs: SteeringVectors, path: str | Path, strength=None, model_hint: str | None = None) -> None:
@@ -124,8 +131,7 @@ def save_gguf(vecs: SteeringVectors, path: str | Path, strength=None, model_hint
         raise ValueError("model_hint: the model family the vectors are for (e.g. 'llama') is not in the vectors' "
                          "provenance; pass model_hint=")
     name = vecs.attributes[0] if strength is None else "+".join(
-        f"{float(s):g}*{a}" for s, a in zip(torch.as_tensor(strength, dtype=torch.float64).reshape(-1).expand(
-            vecs.num_attributes).tolist(), vecs.attributes))
+        f"{s:g}*{a}" for s, a in zip(_weights(vecs, strength).tolist(), vecs.attributes))
     writer = GGUFWriter(str(path), ARCH)
     writer.add_string(f"{ARCH}.model_hint", str(hint))
     writer.add_uint32(f"{ARCH}.layer_count", len(dirs))

@@ -41,7 +41,8 @@ class Handle:
         return self.steering.tokens
 
     def set_strength(self, strength) -> None:
-        """A float, a [K] tensor (one per attribute) or a [B,K] tensor (a mix per sequence)."""
+        """A number, a list of K numbers or ``{attribute: number}`` (attributes left out are 0), a [K]
+        tensor (one per attribute) or a [B,K] tensor (a mix per sequence)."""
         self.steering.set_strength(strength)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -139,8 +140,9 @@ def patch(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all"
           arch: models.ArchSpec | None = None, replace: bool = False, fused: bool | str = "auto") -> Handle:
     """Steers ``model`` in place with ``vectors`` until ``handle.remove()``.
 
-    ``strength``: a float, a [K] tensor, or a [B,K] tensor (a different mix for each sequence of a
-    batch of B). ``tokens``: which tokens to steer, "all", "prompt", "generated" (tokens after the
+    ``strength``: a number for every attribute, a list of K numbers, ``{attribute: number}`` (those
+    left out are 0; an unknown name is refused), a [K] tensor, or a [B,K] tensor (a different mix for
+    each sequence of a batch of B). ``tokens``: which tokens to steer, "all", "prompt", "generated" (tokens after the
     prompt of the first call, under KV-cached generation) or an int p (absolute positions >= p,
     counted over non-pad tokens, so left and right padding agree). ``arch``: module paths for a
     family not in the registry. ``fused``: "auto" takes the fast path for each (site, layer) where

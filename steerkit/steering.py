@@ -11,6 +11,7 @@ import torch
 from . import hf
 from .models import ModelLayout
 from .ops import gated_steer
+from .strengths import strength_values
 from .vectors import Entry, SteeringVectors
 
 
@@ -22,13 +23,16 @@ def check_tokens(tokens):
     raise ValueError(f"tokens must be 'all', 'prompt', 'generated' or a start position (int >= 0), got {tokens!r}")
 
 
-def check_strength(strength, k: int) -> torch.Tensor:
-    """A float, a [K] or a [B,K] floating tensor with real values, as a float32 tensor."""
-    if isinstance(strength, (int, float)) and not isinstance(strength, bool):
-        return torch.full((k,), float(strength))
+def check_strength(strength, attributes) -> torch.Tensor:
+    """A number, a list of K numbers, ``{attribute: number}`` (``steerkit.strengths``), or a [K] or
+    [B,K] floating tensor with real values, as a float32 tensor. ``attributes``: the vectors' names."""
+    k = len(attributes)
     if not isinstance(strength, torch.Tensor):
-        raise ValueError(f"strength must be a float, a [K={k}] tensor or a [B, K={k}] tensor, got a "
-                         f"{type(strength).__name__}")
+        if not isinstance(strength, (int, float, list, tuple, dict)) or isinstance(strength, bool):
+            raise ValueError(f"strength must be a number, a list of {k}, {{attribute: number}}, a [K={k}] tensor or "
+                             f"a [B, K={k}] tensor, got a {type(strength).__name__}")
+        values = strength_values(strength, attributes)
+        return torch.full((k,), values) if isinstance(values, float) else torch.tensor(values)
     if not strength.dtype.is_floating_point:
         raise ValueError(f"strength must be a floating-point tensor, got dtype {strength.dtype} "
                          f"(e.g. torch.tensor([1.0, 0.5]), not torch.tensor([1, 0]))")
@@ -36,7 +40,8 @@ def check_strength(strength, k: int) -> torch.Tensor:
         raise ValueError("strength is on the meta device (it has no values); pass a tensor on the CPU or the "
                          "model's device")
     if not (strength.shape == (k,) or (strength.dim() == 2 and strength.shape[1] == k)):
-        raise ValueError(f"strength must be a float, a [K={k}] tensor or a [B, K={k}] tensor, got shape "
+        raise ValueError(f"strength must be a number, a list of {k}, {{attribute: number}}, a [K={k}] tensor or a "
+                         f"[B, K={k}] tensor, got shape "
                          f"{list(strength.shape)}")
     s = strength.float() if strength.requires_grad else strength.detach().float()
     if not s.requires_grad and not bool(torch.isfinite(s).all()):
@@ -82,7 +87,7 @@ class Steering:
 
     # -- strength ------------------------------------------------------------------------------
     def set_strength(self, strength) -> None:
-        s = check_strength(strength, self.vectors.num_attributes)
+        s = check_strength(strength, self.vectors.attributes)
         old = self._strength
         if old is not None and not s.requires_grad and not old.requires_grad and old.shape == s.shape:
             # in place: a compiled graph or captured CUDA graph keeps reading this same buffer, so a

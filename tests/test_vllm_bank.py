@@ -26,7 +26,7 @@ def _sets(seed):
 
 
 def test_parse_request_reads_the_flat_keys_and_names_the_key_at_fault():
-    sizes = {"a": 2}
+    sizes = {"a": ("x", "y")}
     assert parse_request(None, sizes) is None and parse_request({"other": 1}, sizes) is None
     r = parse_request({"steerkit_vectors": "a", "steerkit_strength": [1, 0.5], "steerkit_tokens": 3}, sizes)
     assert r == RequestSteering("a", (1.0, 0.5), 3)

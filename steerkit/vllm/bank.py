@@ -55,6 +55,7 @@ class SteeringBank(nn.Module):
             raise ValueError(f"the steering sets have {width} attributes together; at most {MAX_COLUMNS} are "
                              "resident at once (load fewer sets)")
         self.sizes = {name: len(v.attributes) for name, v in sets.items()}
+        self.attributes = {name: tuple(v.attributes) for name, v in sets.items()}
         self.width = width
         keys = sorted({key for v in sets.values() for key in v}, key=lambda k: (k[0], k[1]))
         self.launches = nn.ModuleDict()

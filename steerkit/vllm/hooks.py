@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from .requests import CONFIG_KEY, PluginConfig, has_steering, parse_request
+from .requests import CONFIG_KEY, PluginConfig, cache_key, has_steering, parse_request
 
 log = logging.getLogger("steerkit.vllm")
 
@@ -211,7 +211,7 @@ def _requests(runner, bank, req_ids) -> list:
             out.append(None)
             continue
         if req_id not in cache:  # validated at admission; parsed once per request here
-            cache[req_id] = parse_request(extra, bank.sizes)
+            cache[req_id] = parse_request(extra, bank.attributes)
         out.append((cache[req_id], int(state.num_prompt_tokens)))
     live = set(req_ids)
     for req_id in [r for r in cache if r not in live and r not in runner.requests]:
@@ -221,19 +221,19 @@ def _requests(runner, bank, req_ids) -> list:
 
 # -- front end and scheduler --------------------------------------------------------------------------
 @functools.lru_cache(maxsize=None)
-def _set_sizes(config_json: str) -> dict:
-    """{name: K} of the configured sets, read once per front end from the files' headers."""
+def _set_attributes(config_json: str) -> dict:
+    """{name: attribute names} of the configured sets, read once per front end from the files."""
     import json
 
     from ..vectors import SteeringVectors
     config = PluginConfig.from_additional({CONFIG_KEY: json.loads(config_json)})
-    sizes = {}
+    attributes = {}
     for name, path in config.vectors.items():
         try:
-            sizes[name] = len(SteeringVectors.load(path).attributes)
+            attributes[name] = tuple(SteeringVectors.load(path).attributes)
         except Exception as e:  # noqa: BLE001
             raise ValueError(f'steerkit: steering set "{name}" ({path}): {e}') from None
-    return sizes
+    return attributes
 
 
 def _wrap_validate_params(original):
@@ -248,7 +248,7 @@ def _wrap_validate_params(original):
             additional = self.vllm_config.additional_config
             cfg = additional.get(CONFIG_KEY) if isinstance(additional, dict) else None
             try:
-                parse_request(extra, _set_sizes(json.dumps(cfg, sort_keys=True)) if cfg is not None else {})
+                parse_request(extra, _set_attributes(json.dumps(cfg, sort_keys=True)) if cfg is not None else {})
             except ValueError as e:
                 raise _validation_error(str(e)) from None
         return result
@@ -271,17 +271,10 @@ def _wrap_block_hash_extra_keys(original):
         extra = getattr(params, "extra_args", None) if params is not None else None
         if start_token_idx == 0 and has_steering(extra):
             # the first block's hash chains into every later block's, as vLLM's own cache_salt does
-            salt = ("steerkit", _cache_key(extra))
+            salt = ("steerkit", cache_key(extra))
             keys = (keys or ()) + (salt,)
         return keys, next_mm
     return generate_block_hash_extra_keys
-
-
-def _cache_key(extra: dict) -> str:
-    """The steering as a string; admission has already checked it, so K is taken as given."""
-    strength = extra.get("steerkit_strength", 1.0)
-    k = len(strength) if isinstance(strength, (list, tuple)) else 1
-    return parse_request(extra, {extra.get("steerkit_vectors"): k}).cache_key()
 
 
 _WRAPPERS = {"load_model": _wrap_load_model, "refuse_v2": _wrap_refuse_v2, "_prepare_inputs": _wrap_prepare_inputs,

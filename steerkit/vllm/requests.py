@@ -2,14 +2,18 @@
 keys (``SamplingParams.extra_args`` offline, ``vllm_xargs`` over HTTP). Imports neither torch nor vLLM,
 so the front end validates a request with nothing but these functions.
 
-A request names one resident set, a strength (a float for every attribute, or one per attribute) and
-a token policy. Its ``cache_key()`` goes into the prefix-cache block hash, so KV blocks computed
-under one steering never serve a request with another or none.
+A request names one resident set, a strength (a float for every attribute, a list with one per
+attribute, or ``{attribute: float}`` with the others 0, over HTTP written ``"sentiment=4,food=2"``) and a
+token policy. ``cache_key()`` goes into
+the prefix-cache block hash, so KV blocks computed under one steering never serve a request with
+another or none.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from ..strengths import parse_cli, strength_values
 
 CONFIG_KEY = "steerkit"          # additional_config={"steerkit": {...}}
 VECTORS, STRENGTH, TOKENS = "steerkit_vectors", "steerkit_strength", "steerkit_tokens"
@@ -56,9 +60,6 @@ class RequestSteering:
     strength: tuple
     tokens: object  # "all" | "prompt" | "generated" | int start position
 
-    def cache_key(self) -> str:
-        return f"{self.name}|{','.join(repr(float(s)) for s in self.strength)}|{self.tokens}"
-
     def steered_positions(self, prompt_len: int) -> tuple:
         """The absolute positions steered, as a range [first, end) (positions from 0; the prompt is
         positions < prompt_len, as in steerkit's Hugging Face patch). Every policy is one range."""
@@ -80,21 +81,22 @@ def has_steering(extra_args) -> bool:
     return isinstance(extra_args, dict) and any(k in extra_args for k in REQUEST_KEYS)
 
 
-def parse_request(extra_args, set_sizes: dict) -> RequestSteering | None:
-    """The request's steering, or None when it names none. ``set_sizes``: {name: K} of the resident
-    sets. Raises ValueError with one line naming the key at fault."""
+def parse_request(extra_args, set_attributes: dict) -> RequestSteering | None:
+    """The request's steering, or None when it names none. ``set_attributes``: {name: attribute names}
+    of the resident sets. Raises ValueError with one line naming the key at fault."""
     if not has_steering(extra_args):
         return None
-    if not set_sizes:
+    if not set_attributes:
         raise ValueError(f"{VECTORS}: this engine was started without steering sets; start it with "
                          f'additional_config={{"{CONFIG_KEY}": {{"vectors": {{NAME: "path.safetensors"}}}}}}')
     name = extra_args.get(VECTORS)
     if name is None:
-        raise ValueError(f"{VECTORS} is required with {STRENGTH}/{TOKENS}: one of {sorted(set_sizes)}")
-    if not isinstance(name, str) or name not in set_sizes:
-        raise ValueError(f"{VECTORS}: unknown steering set {name!r}; this engine has {sorted(set_sizes)}")
-    k = set_sizes[name]
-    strength = _strength(extra_args.get(STRENGTH, 1.0), k)
+        raise ValueError(f"{VECTORS} is required with {STRENGTH}/{TOKENS}: one of {sorted(set_attributes)}")
+    if not isinstance(name, str) or name not in set_attributes:
+        raise ValueError(f"{VECTORS}: unknown steering set {name!r}; this engine has {sorted(set_attributes)}")
+    attributes = set_attributes[name]
+    values = strength_values(_named(extra_args.get(STRENGTH, 1.0)), attributes, STRENGTH)
+    strength = tuple([values] * len(attributes) if isinstance(values, float) else values)
     tokens = extra_args.get(TOKENS, "all")
     if not (tokens in POLICIES or (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0)):
         raise ValueError(f"{TOKENS}: expected one of {', '.join(POLICIES)} or a start position (int >= 0), "
@@ -102,16 +104,25 @@ def parse_request(extra_args, set_sizes: dict) -> RequestSteering | None:
     return RequestSteering(name, strength, tokens)
 
 
-def _strength(value, k: int) -> tuple:
-    want = f"a float or a list of {k} floats (one per attribute of the set)"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        values = [float(value)] * k
-    elif isinstance(value, (list, tuple)):
-        if len(value) != k or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-            raise ValueError(f"{STRENGTH}: expected {want}, got {value!r}")
-        values = [float(v) for v in value]
+def _named(value):
+    """Over HTTP, ``vllm_xargs`` carries no dict: the string ``"sentiment=4,food=2"`` stands for one."""
+    if not isinstance(value, str):
+        return value
+    pairs = value.replace(",", " ").split()
+    if not pairs or not all("=" in p for p in pairs):
+        raise ValueError(f'{STRENGTH}: a string must be NAME=number pairs ("sentiment=4,food=2"), got {value!r}')
+    return parse_cli(pairs, STRENGTH)
+
+
+def cache_key(extra_args: dict) -> str:
+    """The steering of an admitted request as a string, read without the set's attribute names (the
+    scheduler does not open the files). Equal strings mean equal steering; two spellings of one steering
+    (a float and the list it stands for, a dict and its list) may differ, which costs a cache miss only."""
+    s = _named(extra_args.get(STRENGTH, 1.0))
+    if isinstance(s, dict):
+        strength = ",".join(f"{n}={float(v)!r}" for n, v in sorted(s.items()))
+    elif isinstance(s, (list, tuple)):
+        strength = "[" + ",".join(repr(float(v)) for v in s) + "]"
     else:
-        raise ValueError(f"{STRENGTH}: expected {want}, got {value!r}")
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError(f"{STRENGTH}: contains NaN or Inf: {value!r}")
-    return tuple(values)
+        strength = repr(float(s))
+    return f"{extra_args.get(VECTORS)}|{strength}|{extra_args.get(TOKENS, 'all')}"
