@@ -164,7 +164,11 @@ def _bench_steer_args(p) -> None:
     d = BenchSettings()
     p.add_argument("--model", default="smollm2", help=MODEL_HELP + "; default smollm2")
     p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} to train on (default: the built-in "
-                   "sentiment and food texts); every attribute needs a judge: sentiment or food")
+                   "sentiment and food texts); every attribute needs a judge: sentiment, food or one of --judge")
+    p.add_argument("--judge", action="append", default=[], metavar="NAME=module:function",
+                   help="a judge for attribute NAME: a Python function (module or path/to/file.py) that takes a "
+                        "list of texts and returns one number per text, higher for more of the attribute (repeat "
+                        "for several)")
     p.add_argument("--prompts", default=None, help="a text file of neutral prompts, one per line (default: built in)")
     p.add_argument("--site", choices=SITES, default=d.site)
     p.add_argument("--layer", type=_number(int, 0, False, "a layer index >= 0"), default=None,
@@ -181,7 +185,10 @@ def _bench_steer_args(p) -> None:
                    help=f"fluency budget for the calibrated strength, nats per token (default {d.calibration_budget})")
     p.add_argument("--quick", action="store_true", help="one seed, mean difference and MAT-Steer only, 8 prompts, 2 strengths, short training (CI)")
     p.add_argument("-o", "--out", required=True, help="folder for result.json, report.md, plot.png and the "
-                   "calibrated MAT-Steer vectors (vectors.safetensors)")
+                   "calibrated MAT-Steer vectors (vectors.safetensors); progress.jsonl there gets every point as "
+                   "it is measured")
+    p.add_argument("--resume", action="store_true", help="take the points of an earlier run's progress.jsonl in --out "
+                   "(same model and settings) instead of measuring them again")
     _device_arg(p)
 
 
@@ -405,11 +412,26 @@ def _bench_steer(args) -> int:
                                      calibration_budget=args.budget).items() if v is not None}
     settings = replace(base, **changes)
     settings.check()
+    from .steerbench import judges as judges_module
+    from .steerbench.run import Progress
+
+    progress = Progress(out, resume=args.resume)
+    if progress.path.is_file() and not args.resume:
+        raise ValueError(f"--out: {progress.path} holds an earlier run's points; pass --resume to continue it, or "
+                         "choose another folder")
+    judges = dict(judges_module.JUDGES)
+    for spec in args.judge:
+        name, judge = judges_module.load_judge(spec)
+        judges[name] = judge
     pool = None
     if args.data:
         from .mat.data import load_examples
 
         pool = [dict(text=e.text, attribute=e.attribute, label=e.label) for e in load_examples(args.data)]
+    from .steerbench.data import builtin_pool
+
+    attributes = list(dict.fromkeys(r["attribute"] for r in (pool if pool is not None else builtin_pool())))
+    judges_module.check_attributes(attributes, judges, settings.methods)  # before the model loads
     prompts = None
     if args.prompts:
         path = Path(args.prompts)
@@ -424,8 +446,8 @@ def _bench_steer(args) -> int:
     from .steerbench.run import run
 
     model, tok = load_model(args.model, device=device)
-    result = run(model, tok, settings, pool=pool, prompts=prompts, model_name=str(args.model),
-                 log=lambda line: print(line, file=sys.stderr, flush=True))
+    result = run(model, tok, settings, pool=pool, prompts=prompts, judges=judges, model_name=str(args.model),
+                 log=lambda line: print(line, file=sys.stderr, flush=True), progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "result.json").write_text(json.dumps(result.to_json(), indent=1))
     text = report.markdown(result)
@@ -579,14 +601,27 @@ def _eval_focus(args) -> int:
     return 0
 
 
+def _load_for(vecs, model_arg: str, device=None, chat: bool = False):
+    """(model, tokenizer) for steering with ``vecs``; what the checkpoint's config and tokenizer can refuse
+    (vectors for another model type, depth or width; --chat without a chat template) before its weights load."""
+    from .hf import check_chat, open_checkpoint
+    from .patching import check_checkpoint
+
+    ckpt = open_checkpoint(model_arg)
+    check_checkpoint(vecs, ckpt)
+    if chat:
+        check_chat(ckpt.tokenizer)
+    return ckpt.load(device=device), ckpt.tokenizer
+
+
 def _paths(model_dir: str, vectors_path: str) -> list[dict]:
     """Which path each (site, layer) of a vector file takes when it patches this model."""
-    from .hf import load_model
     from .patching import patch
     from .vectors import SteeringVectors
 
-    model, _ = load_model(model_dir)
-    with patch(model, SteeringVectors.load(vectors_path)) as handle:
+    vecs = SteeringVectors.load(vectors_path)
+    model, _ = _load_for(vecs, model_dir)
+    with patch(model, vecs) as handle:
         return [dict(site=site, layer=layer, path=path, why=why)
                 for (site, layer), (path, why) in sorted(handle.paths.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
 
@@ -600,7 +635,6 @@ def _generate(args) -> int:
     import torch
 
     from .generate import compare
-    from .hf import load_model
     from .strengths import parse_cli, strength_values
     from .vectors import SteeringVectors
 
@@ -609,7 +643,7 @@ def _generate(args) -> int:
     values = given if given is not None else vecs.provenance.get("suggested_strength") or 1.0
     values = strength_values(values, vecs.attributes, "--strength")  # refused before the model loads
     strength = values if isinstance(values, float) else torch.tensor(values)
-    model, tok = load_model(args.model, device=device)
+    model, tok = _load_for(vecs, args.model, device, args.chat)
     rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens,
                    chat=args.chat)
     print(f"vectors: {vecs}")

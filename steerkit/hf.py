@@ -14,7 +14,8 @@ What a forward call tells us (the ``kwargs`` of a forward pre-hook):
 How to call a model: ``cache_kwargs`` (the cache under the name this model's forward takes),
 ``step_kwargs`` (that, plus ``cache_position`` where the release takes it),
 ``output_cache`` (the cache a forward returned), ``dtype_kwargs`` for ``from_pretrained``;
-``load_model`` / ``save_model`` for checkpoints (HF folders and GGUF files) on every release;
+``load_model`` / ``save_model`` for checkpoints (HF folders and GGUF files) on every release,
+``open_checkpoint`` for its config and tokenizer before the weights;
 ``chat_prompt`` for the chat template. Decoder-layer forwards: ``layer_signature``. Attention:
 ``grouped_query_sdpa`` (shared key/value heads inside SDPA while focus training runs on the CPU).
 """
@@ -198,6 +199,74 @@ def checkpoint_files(path: str | Path, what: str = "--model") -> tuple[Path, str
                             "downloads")
 
 
+@dataclass
+class Checkpoint:
+    """A local checkpoint opened without its weights: its config and tokenizer (seconds), so what can
+    be refused from them is refused before ``load()`` reads the weights (a minute for a GGUF)."""
+
+    folder: Path
+    gguf: str | None
+    config: object
+    tokenizer: object
+    what: str = "--model"
+
+    @property
+    def model_type(self) -> str | None:
+        return getattr(self.config, "model_type", None)
+
+    def shape(self) -> dict:
+        """What the config says of the decoder stack: layer count and the width of the residual stream
+        (the block_out, attn_out and mlp_out sites); values it does not give are left out."""
+        text = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        out = {}
+        for key, name in (("num_layers", "num_hidden_layers"), ("hidden_size", "hidden_size")):
+            value = getattr(text, name, None)
+            if isinstance(value, int):
+                out[key] = value
+        return out
+
+    def load(self, dtype=None, device: str | None = None):
+        """The causal LM in eval mode (see ``load_model``)."""
+        import sys
+
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        if not sys.stderr.isatty():  # its per-tensor bars would write hundreds of redraws into a log
+            hf_logging.disable_progress_bar()
+        if self.gguf is not None:
+            model = _plain(AutoModelForCausalLM.from_pretrained(str(self.folder), local_files_only=True,
+                                                                gguf_file=self.gguf, **dtype_kwargs(dtype)))
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(self.folder), config=self.config, local_files_only=True,
+                                                         **dtype_kwargs(dtype))
+        if device:
+            model = model.to(device)
+        return model.eval()
+
+
+def open_checkpoint(path: str | Path, what: str = "--model") -> Checkpoint:
+    """A local checkpoint (as ``load_model`` takes it) with its config and tokenizer read, not its weights."""
+    from .known_models import resolve
+
+    folder, gguf = checkpoint_files(resolve(path) or path, what)
+    from transformers import AutoConfig
+
+    if gguf is not None:
+        missing = [m for m in GGUF_NEEDS if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ValueError(f"{what}: loading {gguf} needs {' and '.join(missing)} (pip install {' '.join(GGUF_NEEDS)})")
+        source = dict(gguf_file=gguf)
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True, **source)
+        tok = _tokenizer(folder, source)
+        _gguf_bos(tok, folder / gguf)
+    else:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        _restore_rope_theta(config, folder)
+        tok = _tokenizer(folder, {})
+    return Checkpoint(folder, gguf, config, tok, what)
+
+
 def load_model(path: str | Path, dtype=None, device: str | None = None, what: str = "--model"):
     """(causal LM in eval mode, tokenizer) from a local checkpoint: a Hugging Face folder, a ``.gguf``
     file (dequantized on load), a folder holding one, or a short name of ``steerkit.known_models``
@@ -208,35 +277,8 @@ def load_model(path: str | Path, dtype=None, device: str | None = None, what: st
     by transformers 5 (``rope_parameters`` and no ``rope_theta``, tokenizer class ``TokenizersBackend``)
     loads on 4.x as the same model rather than with the default rope theta; and the tokenizer never
     returns ``token_type_ids``, which ``generate()`` refuses."""
-    from .known_models import resolve
-
-    folder, gguf = checkpoint_files(resolve(path) or path, what)
-    import sys
-
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.utils import logging as hf_logging
-
-    if not sys.stderr.isatty():  # its per-tensor bars would write hundreds of redraws into a log
-        hf_logging.disable_progress_bar()
-
-    if gguf is not None:
-        missing = [m for m in GGUF_NEEDS if importlib.util.find_spec(m) is None]
-        if missing:
-            raise ValueError(f"{what}: loading {gguf} needs {' and '.join(missing)} (pip install {' '.join(GGUF_NEEDS)})")
-        source = dict(gguf_file=gguf)
-        tok = _tokenizer(folder, source)
-        _gguf_bos(tok, folder / gguf)
-        model = _plain(AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, **source,
-                                                            **dtype_kwargs(dtype)))
-    else:
-        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
-        _restore_rope_theta(config, folder)
-        tok = _tokenizer(folder, {})
-        model = AutoModelForCausalLM.from_pretrained(str(folder), config=config, local_files_only=True,
-                                                     **dtype_kwargs(dtype))
-    if device:
-        model = model.to(device)
-    return model.eval(), tok
+    ckpt = open_checkpoint(path, what)
+    return ckpt.load(dtype, device), ckpt.tokenizer
 
 
 def _tokenizer(folder: Path, source: dict):
@@ -344,10 +386,14 @@ def base_model(model):
     return base
 
 
-def chat_prompt(tokenizer, text: str) -> str:
-    """``text`` as one user turn in the tokenizer's chat template, ready for the assistant's answer."""
+def check_chat(tokenizer) -> None:
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError("--chat: this model's tokenizer has no chat template")
+
+
+def chat_prompt(tokenizer, text: str) -> str:
+    """``text`` as one user turn in the tokenizer's chat template, ready for the assistant's answer."""
+    check_chat(tokenizer)
     return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
                                          add_generation_prompt=True)
 

@@ -120,20 +120,28 @@ def _require_fast(paths) -> None:
         raise ValueError("fused=True, but these cannot take a fast path:\n  " + "\n  ".join(slow))
 
 
-def _validate(vectors: SteeringVectors, layout: models.ModelLayout, model: nn.Module) -> None:
+def check_fit(vectors: SteeringVectors, model_type: str | None, num_layers: int | None, family: str,
+              site_size=lambda site: None) -> None:
+    """The vectors fit a model of this type and depth, whose ``site``'s activations have width
+    ``site_size(site)`` (None: not known, not checked). Used on a loaded model and, from its config
+    alone, before the weights load."""
     made_for = vectors.provenance.get("model_type")
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
     if made_for is not None and model_type is not None and made_for != model_type:
         raise ValueError(f"these vectors were made for a {made_for!r} model (provenance model_type) but this model "
                          f"is {model_type!r}")
     for site, layer in vectors:
-        if layer >= layout.num_layers:
-            raise ValueError(f"vectors for {site} layer {layer}, but this {layout.spec.family} model has "
-                             f"{layout.num_layers} decoder layers (0..{layout.num_layers - 1})")
-        d, want = vectors[(site, layer)].hidden_size, layout.site_size(site)
-        if d != want:
-            raise ValueError(f"vectors for {site} layer {layer} have D={d}, but this {layout.spec.family} model's "
+        if num_layers is not None and layer >= num_layers:
+            raise ValueError(f"vectors for {site} layer {layer}, but this {family} model has "
+                             f"{num_layers} decoder layers (0..{num_layers - 1})")
+        d, want = vectors[(site, layer)].hidden_size, site_size(site)
+        if want is not None and d != want:
+            raise ValueError(f"vectors for {site} layer {layer} have D={d}, but this {family} model's "
                              f"{site} activations have width {want}: were they made for another model?")
+
+
+def _validate(vectors: SteeringVectors, layout: models.ModelLayout, model: nn.Module) -> None:
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    check_fit(vectors, model_type, layout.num_layers, layout.spec.family, layout.site_size)
 
 
 def patch(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all",
@@ -164,3 +172,12 @@ def steer(model: nn.Module, vectors: SteeringVectors, strength=1.0, tokens="all"
           arch: models.ArchSpec | None = None, replace: bool = False, fused: bool | str = "auto") -> Handle:
     """``with steerkit.steer(model, vecs, strength=...): ...``: a patch removed when the block ends."""
     return patch(model, vectors, strength=strength, tokens=tokens, arch=arch, replace=replace, fused=fused)
+
+
+def check_checkpoint(vectors: SteeringVectors, checkpoint) -> None:
+    """What ``patch`` would refuse that the checkpoint's config already tells (model type, layer count,
+    residual width: every site but attn_heads), before its weights load (``hf.open_checkpoint``)."""
+    shape = checkpoint.shape()
+    width = shape.get("hidden_size")
+    check_fit(vectors, checkpoint.model_type, shape.get("num_layers"), checkpoint.model_type or "this",
+              lambda site: None if site == "attn_heads" else width)

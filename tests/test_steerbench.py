@@ -131,3 +131,81 @@ def test_bad_settings_are_refused_with_one_line(tmp_path, capsys):
     rc = cli.main(["bench-steer", "--model", str(folder), "--data", str(tmp_path / "data.jsonl"), "-o",
                    str(tmp_path / "missing" / "deeper")])
     assert rc == 2 and "--out" in capsys.readouterr().err
+
+
+def _resume_setup(tmp_path):
+    from steerkit.hf import load_model
+
+    folder, _ = _checkpoint(tmp_path)
+    model, tok = load_model(folder)
+    settings = BenchSettings(seeds=(0, 1), methods=("mean_diff", "mat"), strengths=(1.0, 4.0), prompts=3,
+                             carrying_prompts=2, max_new_tokens=4, per_class=8, mat_epochs=2, layer=1)
+    kwargs = dict(pool=_tiny_pool(), prompts=["w3 w4", "w5 w9 w11", "w12"],
+                  judges={"ones": _share("w1"), "sixes": _share("w6")}, model_name="tiny", log=lambda _: None)
+    return model, tok, settings, kwargs
+
+
+def test_a_stopped_run_resumes_from_its_progress_file(tmp_path, monkeypatch):
+    from steerkit.steerbench import run as run_module
+    from steerkit.steerbench.run import Progress
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    calls = []
+    real = run_module.greedy_ids
+    monkeypatch.setattr(run_module, "greedy_ids", lambda *a, **k: calls.append(1) or real(*a, **k))
+    out = tmp_path / "out"
+    full = run(model, tok, settings, progress=Progress(out), **kwargs)
+    lines = (out / Progress.NAME).read_text().splitlines()
+    assert len(lines) == 1 + len(full.points) and all(json.loads(x)["point"] for x in lines[1:])
+    first_calls = len(calls)
+    # stopped in the middle of seed 1: what was written, and half a line of the point in progress
+    kept = 1 + len(full.points) - 5
+    (out / Progress.NAME).write_text("\n".join(lines[:kept]) + "\n" + lines[kept][:20])
+    calls.clear()
+    again = run(model, tok, settings, progress=Progress(out, resume=True), **kwargs)
+    assert [json.dumps(p.__dict__) for p in again.points] == [json.dumps(p.__dict__) for p in full.points]
+    # each seed's 3 unsteered runs again, then the 5 lost points
+    assert len(calls) == 2 * 3 + 5 < first_calls
+    assert len((out / Progress.NAME).read_text().splitlines()) == len(lines)
+    other = BenchSettings(**{**settings.__dict__, "strengths": (1.0, 8.0)})
+    with pytest.raises(ValueError, match="--resume: .* another model, settings or data"):
+        run(model, tok, other, progress=Progress(out, resume=True), **kwargs)
+
+
+def test_a_judge_of_the_users_own_and_what_is_refused_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "my_judges.py").write_text(
+        "def tone(texts):\n    return [float(t.count('w7')) for t in texts]\n"
+        "def broken(texts):\n    return ['high' for t in texts]\n")
+    name, judge = judges.load_judge(f"tone={tmp_path / 'my_judges.py'}:tone")
+    assert name == "tone" and judge(["w7 w7 w1"]) == [2.0]
+    for spec, message in [("tone", "expected NAME=module:function"), ("tone=nowhere_at_all:f", "cannot import"),
+                          (f"tone={tmp_path / 'my_judges.py'}:nope", "has no function 'nope'"),
+                          (f"tone={tmp_path / 'my_judges.py'}:broken", "one finite number per text")]:
+        with pytest.raises(ValueError, match=message):
+            judges.load_judge(spec)
+    (tmp_path / "data.jsonl").write_text(json.dumps(dict(text="w7 w7", attribute="tone", label="positive")) + "\n")
+    nothing = str(tmp_path / "no-model-here")  # had the model been loaded first, the error would name it
+    base = ["bench-steer", "--model", nothing, "--data", str(tmp_path / "data.jsonl"), "-o", str(tmp_path / "o")]
+    assert cli.main(base) == 2
+    assert "no judge for attribute(s) tone" in capsys.readouterr().err
+    assert cli.main(base + ["--judge", f"tone={tmp_path / 'my_judges.py'}:tone"]) == 2
+    assert "methods: 'prompt' has instructions for" in capsys.readouterr().err
+    assert cli.main(base + ["--judge", f"tone={tmp_path / 'my_judges.py'}:tone", "--methods", "mean_diff"]) == 2
+    assert "--model" in capsys.readouterr().err  # now only the model is missing
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "progress.jsonl").write_text("{}\n")
+    assert cli.main(base) == 2 and "pass --resume to continue it" in capsys.readouterr().err
+
+
+def test_a_run_with_a_users_judge_end_to_end(tmp_path, capsys):
+    folder, _ = _checkpoint(tmp_path)
+    (tmp_path / "my_judges.py").write_text(
+        "def ones(texts):\n    return [t.split().count('w1') / max(len(t.split()), 1) for t in texts]\n")
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _tiny_pool() if r["attribute"] == "ones"))
+    rc = cli.main(["bench-steer", "--model", str(folder), "--data", str(tmp_path / "data.jsonl"), "--judge",
+                   f"ones={tmp_path / 'my_judges.py'}:ones", "--methods", "mean_diff", "--seeds", "0",
+                   "--strengths", "1", "4", "--num-prompts", "2", "--max-new-tokens", "3", "--per-class", "6",
+                   "--layer", "1", "-o", str(tmp_path / "o")])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert data["attributes"] == ["ones"] and "mean_diff/ones" in data["summary"]

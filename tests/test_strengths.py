@@ -117,3 +117,26 @@ def test_the_prefix_cache_key_never_merges_different_steering():
                  key({"food": 1}, "generated"), key(2.0), key([2.0, 0.0, 0.0])]
     assert len(set(different)) == len(different)
     assert key("food=1") == key({"food": 1.0})  # over HTTP and offline, one steering, one key
+
+
+def test_generate_refuses_what_the_config_tells_before_the_weights_load(tmp_path, capsys, monkeypatch):
+    from steerkit import hf
+
+    model, _ = _checkpoint(tmp_path)  # a llama of 3 layers, hidden 32, no chat template
+    loads = []
+    monkeypatch.setattr(hf.Checkpoint, "load", lambda self, *a, **k: loads.append(1))
+    for vecs, message in [
+        (SteeringVectors.from_tensors(torch.randn(2, 48), site="mlp_out", layer=0), "D=48.*width 32"),
+        (SteeringVectors.from_tensors(torch.randn(2, 32), site="block_out", layer=5), "has 3 decoder layers"),
+        (SteeringVectors.from_tensors(torch.randn(2, 32), site="block_out", layer=1,
+                                      provenance={"model_type": "gpt2"}), "made for a 'gpt2' model"),
+    ]:
+        vecs.save(tmp_path / "v2.safetensors")
+        rc = cli.main(["generate", "--model", str(model), "--vectors", str(tmp_path / "v2.safetensors"),
+                       "--prompt", "w1"])
+        err = capsys.readouterr().err
+        assert rc == 2 and __import__("re").search(message, err), err
+    rc = cli.main(["generate", "--model", str(model), "--vectors", str(tmp_path / "v.safetensors"), "--prompt", "w1",
+                   "--chat"])
+    assert rc == 2 and "--chat: this model's tokenizer has no chat template" in capsys.readouterr().err
+    assert not loads

@@ -8,8 +8,12 @@
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import math
 import re
 from functools import lru_cache
+from pathlib import Path
 
 FOOD_WORDS = frozenset("""
 apple apricot artichoke asparagus avocado bacon bagel baguette bake baked baker bakery baking banana barbecue
@@ -63,3 +67,56 @@ def sentiment(texts: list[str]) -> list[float]:
 
 
 JUDGES = {"sentiment": sentiment, "food": food}
+
+
+def load_judge(spec: str, where: str = "--judge") -> tuple[str, object]:
+    """``NAME=module:function`` (or ``NAME=path/to/file.py:function``) as (NAME, the callable). The
+    callable takes a list of texts and returns one number per text, higher meaning more of the
+    attribute; it is tried once on two texts here, so a judge that cannot score fails before a model loads."""
+    name, eq, target = spec.partition("=")
+    module_name, colon, function = target.rpartition(":")
+    if not eq or not name or not colon or not module_name or not function:
+        raise ValueError(f"{where}: expected NAME=module:function (e.g. formality=my_judges:formality), got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise ValueError(f"{where}: no file at {path}")
+            loader = importlib.util.spec_from_file_location(f"steerkit_judge_{path.stem}", path)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"{where}: cannot import {module_name!r} for judge {name!r}: {e}") from None
+    judge = getattr(module, function, None)
+    if not callable(judge):
+        raise ValueError(f"{where}: {module_name} has no function {function!r}")
+    check_judge(name, judge, where)
+    return name, judge
+
+
+def check_judge(name: str, judge, where: str = "judges") -> None:
+    """A judge scores a list of texts with one finite number each."""
+    probe = ["The soup was lovely and warm.", "The train leaves at noon."]
+    try:
+        scores = list(judge(probe))
+    except Exception as e:  # noqa: BLE001  (the user's code: say what it raised, in one line)
+        raise ValueError(f"{where}: judge {name!r} failed on two sample texts: {type(e).__name__}: {e}") from None
+    if len(scores) != len(probe) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                            and math.isfinite(x) for x in scores):
+        raise ValueError(f"{where}: judge {name!r} must return one finite number per text; for two texts it "
+                         f"returned {scores!r}")
+
+
+def check_attributes(attributes, judges: dict, methods=()) -> None:
+    """Every attribute of the data has a judge (and, where prompting is compared, an instruction)."""
+    from .methods import PROMPTS
+
+    missing = [a for a in attributes if a not in judges]
+    if missing:
+        raise ValueError(f"data: no judge for attribute(s) {', '.join(missing)}; judges exist for "
+                         f"{', '.join(judges)} (bring one with --judge NAME=module:function)")
+    if "prompt" in methods and any(a not in PROMPTS for a in attributes):
+        raise ValueError(f"methods: 'prompt' has instructions for {', '.join(PROMPTS)} only; leave it out "
+                         "(--methods mean_diff probe mat mat_paper) to benchmark other attributes")

@@ -15,6 +15,8 @@ attribute's shift when both are steered together, against each alone).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -148,11 +150,13 @@ def _activations(model, tok, pool_rows: dict, d: Draw, site: str, layer: int) ->
 
 def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | None = None,
         prompts: list[str] | None = None, judges: dict | None = None, model_name: str = DEFAULT_MODEL,
-        mat_config=None, log=print) -> BenchResult:
+        mat_config=None, log=print, progress: "Progress | None" = None) -> BenchResult:
     """Runs the benchmark on a loaded model. ``pool``: ``{text, attribute, label}`` rows (default: the
     built-in sentiment and food texts); ``prompts``: neutral prompts (default: the built-in ones);
     ``judges``: attribute -> callable scoring a list of texts (default: ``judges.JUDGES``);
-    ``mat_config``: the ``mat`` method's MATConfig (default: ``MATConfig()``, steerkit's default)."""
+    ``mat_config``: the ``mat`` method's MATConfig (default: ``MATConfig()``, steerkit's default);
+    ``progress``: a ``Progress`` file that gets every point as it is measured, and whose points from an
+    earlier run with the same settings are taken instead of measured again."""
     from .. import models
     from . import corpus
 
@@ -161,12 +165,7 @@ def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | No
     judges = judges or judges_module.JUDGES
     pool = pool if pool is not None else builtin_pool()
     attributes = list(dict.fromkeys(r["attribute"] for r in pool))
-    missing = [a for a in attributes if a not in judges]
-    if missing:
-        raise ValueError(f"data: no judge for attribute(s) {', '.join(missing)}; judges exist for "
-                         f"{', '.join(judges)}")
-    if "prompt" in s.methods and any(a not in PROMPTS for a in attributes):
-        raise ValueError(f"methods: 'prompt' has instructions for {', '.join(PROMPTS)} only")
+    judges_module.check_attributes(attributes, judges, s.methods)
     layout = models.resolve(model)
     layer = s.layer if s.layer is not None else int(0.4 * layout.num_layers)
     if not 0 <= layer < layout.num_layers:
@@ -174,6 +173,10 @@ def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | No
     s = replace(s, layer=layer)
     prompts = list(prompts or corpus.PROMPTS_NEUTRAL)[:s.prompts]
     result = BenchResult(model_name, asdict(s), attributes, versions=_versions())
+    data = hashlib.sha256(json.dumps([pool, prompts]).encode()).hexdigest()[:16]  # the texts, in the header
+    done = progress.start(result, data) if progress is not None else {}
+    if done:
+        log(f"resuming: {len(done)} points measured earlier are taken from {progress.path}")
     r = _Runner(model, tok, attributes, s, judges, mat_config)
     t0 = time.perf_counter()
     draws = [draw(pool, seed, s.per_class, s.carrying_prompts) for seed in s.seeds]
@@ -182,12 +185,13 @@ def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | No
     result.seconds["activations"] = time.perf_counter() - t0
     log(f"activations of {len(texts)} texts at {s.site}@{layer}: {result.seconds['activations']:.0f} s")
     for d in draws:
-        _one_seed(r, result, d, pool_rows, prompts, log)
+        _one_seed(r, result, d, pool_rows, prompts, log, done, progress)
     result.seconds["total"] = time.perf_counter() - t0
     return result
 
 
-def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log) -> None:
+def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log, done: dict,
+              progress: "Progress | None") -> None:
     s, attrs, seed = r.s, r.attributes, d.seed
     t0 = time.perf_counter()
     acts = _activations(r.model, r.tok, pool_rows, d, s.site, s.layer)
@@ -205,16 +209,29 @@ def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log)
     result.baseline[str(seed)] = dict(base, carrying=carrying_base)
     result.samples.setdefault("unsteered", base_texts[0])
 
-    def point(method, attr, strength, kind, got, ids=None, sample=""):
-        ref = carrying_base[attr] if ids is not None else base  # carrying runs: shifts from their own prompts
-        shift = {a: got["judge"][a] - ref["judge"][a] for a in attrs}
-        changed = None
-        if ids is not None:
-            changed = statistics.fmean(measures.changed(ids, carrying[attr][0]))
-        p = Point(seed, method, attr, strength, kind, shift, got["nll"] - ref["nll"], got["distinct3"], changed,
-                  sample)
+    def point(method, attr, strength, kind, measure):
+        """The point measured by ``measure()`` -> (scores, carrying ids or None, sample), or the one an
+        earlier run measured with the same settings."""
+        p = done.get(point_key(seed, method, attr, strength, kind))
+        if p is None:
+            got, ids, sample = measure()
+            ref = carrying_base[attr] if ids is not None else base  # carrying runs: shifts from their own prompts
+            shift = {a: got["judge"][a] - ref["judge"][a] for a in attrs}
+            changed = None
+            if ids is not None:
+                changed = statistics.fmean(measures.changed(ids, carrying[attr][0]))
+            p = Point(seed, method, attr, strength, kind, shift, got["nll"] - ref["nll"], got["distinct3"], changed,
+                      sample)
+            if progress is not None:
+                progress.add(p)
         result.points.append(p)
         return p
+
+    def scored(ps, vectors=None, strength=None, prefix="", carrying_run=False):
+        def measure():
+            ids, texts = r.generate(ps, vectors, strength, prefix=prefix)
+            return r.score(ps, ids, texts), (ids if carrying_run else None), ("" if carrying_run else texts[0])
+        return measure
 
     def strengths_for(k, value):
         v = [0.0] * len(attrs)
@@ -224,30 +241,79 @@ def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log)
     for m in s.methods:
         if m == "prompt":
             for a in attrs:
-                ids, texts = r.generate(prompts, prefix=PROMPTS[a])
-                point(m, a, 1.0, "calibrated", r.score(prompts, ids, texts), sample=texts[0])
-                ids, texts = r.generate(d.carrying[a], prefix=PROMPTS[a])
-                point(m, a, 1.0, "carrying", r.score(d.carrying[a], ids, texts), ids)
+                point(m, a, 1.0, "calibrated", scored(prompts, prefix=PROMPTS[a]))
+                point(m, a, 1.0, "carrying", scored(d.carrying[a], prefix=PROMPTS[a], carrying_run=True))
             continue
         v = vectors[m]
         calibrated = []
         for k, a in enumerate(attrs):
             sweep = []
             for value in s.strengths:
-                ids, texts = r.generate(prompts, v, strengths_for(k, value))
-                sweep.append(point(m, a, value, "sweep", r.score(prompts, ids, texts), sample=texts[0]))
+                sweep.append(point(m, a, value, "sweep", scored(prompts, v, strengths_for(k, value))))
             c = calibrate(sweep, s.calibration_budget)
             calibrated.append(c)
-            ids, texts = r.generate(prompts, v, strengths_for(k, c))
-            point(m, a, c, "calibrated", r.score(prompts, ids, texts), sample=texts[0])
-            ids, texts = r.generate(d.carrying[a], v, strengths_for(k, c))
-            point(m, a, c, "carrying", r.score(d.carrying[a], ids, texts), ids)
+            point(m, a, c, "calibrated", scored(prompts, v, strengths_for(k, c)))
+            point(m, a, c, "carrying", scored(d.carrying[a], v, strengths_for(k, c), carrying_run=True))
         if len(attrs) > 1:
-            ids, texts = r.generate(prompts, v, torch.tensor(calibrated))
-            point(m, "both", calibrated, "both", r.score(prompts, ids, texts), sample=texts[0])
+            point(m, "both", calibrated, "both", scored(prompts, v, torch.tensor(calibrated)))
         log(f"seed {seed} {m}: calibrated strengths " + ", ".join(f"{a} {c:.2f}" for a, c in zip(attrs, calibrated)))
     result.seconds[f"seed {seed}"] = time.perf_counter() - t0
     log(f"seed {seed} done in {result.seconds[f'seed {seed}']:.0f} s")
+
+
+# -- keeping the work ---------------------------------------------------------------------------------
+def point_key(seed: int, method: str, attribute: str, strength, kind: str) -> str:
+    """A point's identity within one run's settings (strengths as JSON writes them, so a point read
+    back from the progress file has the key it was written with)."""
+    return json.dumps([seed, method, attribute, strength, kind])
+
+
+class Progress:
+    """``progress.jsonl`` in the output folder: a header line (model, settings, attributes), then one
+    line per point as soon as it is measured, flushed, so stopping a run loses at most the point in
+    progress. ``resume=True`` takes the points of a file with the same header; a header that differs
+    is refused, since those points measured something else."""
+
+    NAME = "progress.jsonl"
+
+    def __init__(self, folder, resume: bool = False):
+        from pathlib import Path
+
+        self.path = Path(folder) / self.NAME
+        self.resume = resume
+        self._file = None
+
+    def start(self, result: BenchResult, data: str) -> dict:
+        """The points measured earlier ({key: Point}); opens the file to add to. ``data``: a digest of the
+        training texts and prompts, which the settings do not name."""
+        header = json.loads(json.dumps(dict(model=result.model, settings=result.settings,  # tuples as lists
+                                            attributes=result.attributes, data=data)))
+        done: dict = {}
+        if self.resume and self.path.is_file():
+            lines = self.path.read_text().splitlines()
+            first = json.loads(lines[0]) if lines else {}
+            if first.get("header") != header:
+                raise ValueError(f"--resume: {self.path} was written by a run with another model, settings or data "
+                                 f"({first.get('header')}); use a new --out folder or the same ones")
+            for line in lines[1:]:
+                try:
+                    p = Point(**json.loads(line)["point"])
+                except (ValueError, KeyError, TypeError):  # a line torn by the stop
+                    continue
+                done[point_key(p.seed, p.method, p.attribute, p.strength, p.kind)] = p
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("w")
+        self._write(dict(header=header))
+        for p in done.values():  # rewritten whole, so a torn last line is gone
+            self._write(dict(point=asdict(p)))
+        return done
+
+    def add(self, p: Point) -> None:
+        self._write(dict(point=asdict(p)))
+
+    def _write(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
 
 
 def _versions() -> dict:
