@@ -227,13 +227,9 @@ class Checkpoint:
 
     def load(self, dtype=None, device: str | None = None):
         """The causal LM in eval mode (see ``load_model``)."""
-        import sys
-
         from transformers import AutoModelForCausalLM
-        from transformers.utils import logging as hf_logging
 
-        if not sys.stderr.isatty():  # its per-tensor bars would write hundreds of redraws into a log
-            hf_logging.disable_progress_bar()
+        _quiet_in_logs()
         if self.gguf is not None:
             model = _plain(AutoModelForCausalLM.from_pretrained(str(self.folder), local_files_only=True,
                                                                 gguf_file=self.gguf, **dtype_kwargs(dtype)))
@@ -245,6 +241,15 @@ class Checkpoint:
         return model.eval()
 
 
+def _quiet_in_logs() -> None:
+    import sys
+
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():  # a GGUF's per-tensor bars would write hundreds of redraws into a log
+        hf_logging.disable_progress_bar()
+
+
 def open_checkpoint(path: str | Path, what: str = "--model") -> Checkpoint:
     """A local checkpoint (as ``load_model`` takes it) with its config and tokenizer read, not its weights."""
     from .known_models import resolve
@@ -252,6 +257,7 @@ def open_checkpoint(path: str | Path, what: str = "--model") -> Checkpoint:
     folder, gguf = checkpoint_files(resolve(path) or path, what)
     from transformers import AutoConfig
 
+    _quiet_in_logs()
     if gguf is not None:
         missing = [m for m in GGUF_NEEDS if importlib.util.find_spec(m) is None]
         if missing:
