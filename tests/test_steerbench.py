@@ -164,8 +164,10 @@ def test_a_stopped_run_resumes_from_its_progress_file(tmp_path, monkeypatch):
     calls.clear()
     again = run(model, tok, settings, progress=Progress(out, resume=True), **kwargs)
     assert [json.dumps(p.__dict__) for p in again.points] == [json.dumps(p.__dict__) for p in full.points]
-    # each seed's 3 unsteered runs again, then the 5 lost points
-    assert len(calls) == 2 * 3 + 5 < first_calls
+    # per seed one batched generate unsteered, then per method one for the sweep and one for what it calibrates
+    assert first_calls == 2 * (1 + 2 * 2)
+    # again: each seed's unsteered batch, then the batch of the 5 lost points (mat's calibrated runs of seed 1)
+    assert len(calls) == 2 + 1
     assert len((out / Progress.NAME).read_text().splitlines()) == len(lines)
     other = BenchSettings(**{**settings.__dict__, "strengths": (1.0, 8.0)})
     with pytest.raises(ValueError, match="--resume: .* another model, settings or data"):
@@ -209,3 +211,20 @@ def test_a_run_with_a_users_judge_end_to_end(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     data = json.loads((tmp_path / "o" / "result.json").read_text())
     assert data["attributes"] == ["ones"] and "mean_diff/ones" in data["summary"]
+
+
+def test_one_batch_with_a_strength_row_per_job_equals_each_job_alone(tmp_path):
+    from steerkit.steerbench.run import Job, _Runner
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    vecs = SteeringVectors.from_tensors(torch.randn(2, 32) * 3, site="block_out", layer=1, attributes=["ones", "sixes"])
+    r = _Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"])
+    jobs = [Job(["w3 w4", "w5 w9 w11"], [2.0, 0.0]), Job(["w12"], [0.0, -3.0]),
+            Job(["w3 w4", "w7"], [1.0, 1.0], carrying=True)]
+    together = r.measure(jobs, vecs)
+    for job, got in zip(jobs, together):
+        alone = r.measure([job], vecs)[0]
+        assert got[1] == alone[1] and got[0]["nll"] == pytest.approx(alone[0]["nll"], rel=1e-5)
+        assert got[0]["judge"] == alone[0]["judge"]
+    with pytest.raises(ValueError, match="all steered or all unsteered"):
+        r.measure([Job(["w3"]), Job(["w3"], [1.0, 0.0])], vecs)

@@ -10,6 +10,9 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from ..focus.loss import target_logits
 
 
 def nll(model, tokenizer, prompts: list[str], continuations: list[list[int]], batch_size: int = 16) -> list[float]:
@@ -30,12 +33,10 @@ def nll(model, tokenizer, prompts: list[str], continuations: list[list[int]], ba
             ids[i, :len(a) + len(b)] = torch.tensor(a + b)
             mask[i, :len(a) + len(b)] = 1
             labels[i, len(a):len(a) + len(b)] = torch.tensor(b, dtype=torch.long)
-        with torch.no_grad():
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], -1)
-        target = labels[:, 1:].to(device)
-        keep = target != -100
-        tok_nll = -logp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1) * keep
+        with torch.no_grad():  # the head sees the continuation's rows only, not the prompt's
+            logits, targets, keep = target_logits(model, ids.to(device), mask.to(device), labels.to(device))
+            tok_nll = torch.zeros(keep.shape, dtype=torch.float32, device=device)
+            tok_nll[keep] = F.cross_entropy(logits, targets, reduction="none")
         out.extend((tok_nll.sum(1) / keep.sum(1).clamp_min(1)).tolist())
     return out
 

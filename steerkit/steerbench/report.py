@@ -53,8 +53,8 @@ def markdown(result: BenchResult) -> str:
                                                   for a in result.attributes for b in budgets) + " |")
     out += ["", f"### At each method's calibrated strength (ΔNLL = +{s['calibration_budget']:g} on the sweep)", "",
             "| method | attribute | strength | judge shift | ΔNLL | distinct-3 | other judge moves | tokens changed "
-            "on prompts that carry it | judge shift, both steered |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "on prompts that carry it | judge shift, all steered | share kept, all steered |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for m in s["methods"]:
         for a in result.attributes:
             c = summary[f"{m}/{a}"]
@@ -62,7 +62,18 @@ def markdown(result: BenchResult) -> str:
             out.append(f"| {NAMES[m]} | {a} | {strength} | {_ms(c['target'])} | {_ms(c['dnll'])} | "
                        f"{c['distinct3']['mean']:.2f} | {_ms(c['interference']) if 'interference' in c else '-'} | "
                        f"{c['changed_carrying']['mean']:.2f} ± {c['changed_carrying']['sd']:.2f} | "
-                       f"{_ms(c['both_target']) if 'both_target' in c else '-'} |")
+                       f"{_ms(c['both_target']) if 'both_target' in c else '-'} | "
+                       f"{_ms(c['retention']) if 'retention' in c else '-'} |")
+    kept = [(m, a) for m in s["methods"] for a in result.attributes if "retention" in summary[f"{m}/{a}"]]
+    if kept:
+        out += ["", "### All attributes steered at once, each at its calibrated strength: the share of its shift "
+                "alone that each keeps, per seed", "",
+                "| method | attribute | " + " | ".join(f"seed {sd}" for sd in seeds) + " | all ≥ 0.9 |",
+                "|---|---|" + "---|" * (len(seeds) + 1)]
+        for m, a in kept:
+            per = summary[f"{m}/{a}"]["retention"]["per_seed"]
+            out.append(f"| {NAMES[m]} | {a} | " + " | ".join(f"{x:.2f}" for x in per)
+                       + f" | {'yes' if all(x >= 0.9 for x in per) else '**no**'} |")
     goal = goal_rows(result)
     if goal:
         held = sum(r[5] for r in goal)

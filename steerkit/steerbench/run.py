@@ -115,6 +115,18 @@ def calibrate(points: list[Point], budget: float) -> float:
 
 
 # -- one run ----------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """One generation run of a batch: prompts, the strength of each attribute (None: unsteered), an
+    instruction put before each prompt (prompting), and whether its tokens are compared with the
+    unsteered continuations of the same prompts (the runs on prompts that carry the attribute)."""
+
+    prompts: list
+    strength: list | None = None
+    prefix: str = ""
+    carrying: bool = False
+
+
 class _Runner:
     """Generation and scoring on one model, with the unsteered runs of a seed to measure shifts from."""
 
@@ -122,21 +134,34 @@ class _Runner:
         self.model, self.tok, self.attributes, self.s, self.judges = model, tok, attributes, settings, judges
         self.mat_config = mat_config
 
-    def generate(self, prompts, vectors=None, strength=None, prefix: str = ""):
-        if vectors is None:
-            ids, _ = greedy_ids(self.model, self.tok, [prefix + p for p in prompts], self.s.max_new_tokens)
+    def measure(self, jobs: list[Job], vectors=None) -> list[tuple[dict, list, list]]:
+        """(scores, ids, texts) of each job, all generated in one batched ``generate`` with a strength
+        row per sequence (``[B, K]``), then scored together: judge means, NLL per token given the plain
+        prompt (prompting's instruction left out, so every method is scored on the same condition),
+        distinct-3."""
+        if not jobs:
+            return []
+        prompts = [j.prefix + p for j in jobs for p in j.prompts]
+        steered = [j for j in jobs if j.strength is not None]
+        if steered and len(steered) != len(jobs):
+            raise ValueError("a batch is all steered or all unsteered")
+        if steered:
+            rows = torch.tensor([j.strength for j in jobs for _ in j.prompts], dtype=torch.float32)
+            with steer(self.model, vectors, strength=rows):
+                ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
         else:
-            with steer(self.model, vectors, strength=strength):
-                ids, _ = greedy_ids(self.model, self.tok, [prefix + p for p in prompts], self.s.max_new_tokens)
+            ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
         texts = [self.tok.decode(i, skip_special_tokens=True) for i in ids]
-        return ids, texts
-
-    def score(self, prompts, ids, texts) -> dict:
-        """Judge means, NLL per token given the plain prompt (prompting's instruction left out, so
-        every method is scored on the same condition), distinct-3."""
-        nll = measures.nll(self.model, self.tok, prompts, ids)
-        out = {a: statistics.fmean(self.judges[a](texts)) for a in self.attributes}
-        return dict(judge=out, nll=statistics.fmean(nll), distinct3=measures.distinct(texts))
+        nll = measures.nll(self.model, self.tok, [p for j in jobs for p in j.prompts], ids)
+        judged = {a: self.judges[a](texts) for a in self.attributes}
+        out, start = [], 0
+        for j in jobs:
+            part = slice(start, start + len(j.prompts))
+            start = part.stop
+            scores = dict(judge={a: statistics.fmean(judged[a][part]) for a in self.attributes},
+                          nll=statistics.fmean(nll[part]), distinct3=measures.distinct(texts[part]))
+            out.append((scores, ids[part], texts[part]))
+        return out
 
 
 def _activations(model, tok, pool_rows: dict, d: Draw, site: str, layer: int) -> Activations:
@@ -202,60 +227,57 @@ def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log,
             vectors[m] = build(m, acts, seed, s.mat_epochs, r.mat_config)
             result.vectors.setdefault(m, vectors[m])
             result.seconds[f"train {m} seed {seed}"] = time.perf_counter() - t1
-    base_ids, base_texts = r.generate(prompts)
-    base = r.score(prompts, base_ids, base_texts)
-    carrying = {a: r.generate(d.carrying[a]) for a in attrs}
-    carrying_base = {a: r.score(d.carrying[a], *carrying[a]) for a in attrs}
+    unsteered = r.measure([Job(prompts)] + [Job(d.carrying[a], carrying=True) for a in attrs])
+    base, base_texts = unsteered[0][0], unsteered[0][2]
+    carrying = {a: got[1] for a, got in zip(attrs, unsteered[1:])}
+    carrying_base = {a: got[0] for a, got in zip(attrs, unsteered[1:])}
     result.baseline[str(seed)] = dict(base, carrying=carrying_base)
     result.samples.setdefault("unsteered", base_texts[0])
 
-    def point(method, attr, strength, kind, measure):
-        """The point measured by ``measure()`` -> (scores, carrying ids or None, sample), or the one an
-        earlier run measured with the same settings."""
-        p = done.get(point_key(seed, method, attr, strength, kind))
-        if p is None:
-            got, ids, sample = measure()
-            ref = carrying_base[attr] if ids is not None else base  # carrying runs: shifts from their own prompts
-            shift = {a: got["judge"][a] - ref["judge"][a] for a in attrs}
-            changed = None
-            if ids is not None:
-                changed = statistics.fmean(measures.changed(ids, carrying[attr][0]))
-            p = Point(seed, method, attr, strength, kind, shift, got["nll"] - ref["nll"], got["distinct3"], changed,
-                      sample)
-            if progress is not None:
-                progress.add(p)
-        result.points.append(p)
-        return p
+    def points(specs, vectors=None) -> list[Point]:
+        """The points of ``specs`` [(method, attribute, strength, kind, Job)] in order: those an earlier
+        run measured with the same settings taken, the others measured in one batch."""
+        keys = [point_key(seed, *spec[:4]) for spec in specs]
+        todo = [(key, spec) for key, spec in zip(keys, specs) if key not in done]
+        measured = dict(zip((key for key, _ in todo), r.measure([spec[4] for _, spec in todo], vectors)))
+        out = []
+        for key, (method, attr, strength, kind, job) in zip(keys, specs):
+            p = done.get(key)
+            if p is None:
+                got, ids, texts = measured[key]
+                ref = carrying_base[attr] if job.carrying else base  # carrying runs: shifts from their own prompts
+                shift = {a: got["judge"][a] - ref["judge"][a] for a in attrs}
+                changed = statistics.fmean(measures.changed(ids, carrying[attr])) if job.carrying else None
+                p = Point(seed, method, attr, strength, kind, shift, got["nll"] - ref["nll"], got["distinct3"], changed,
+                          "" if job.carrying else texts[0])
+                if progress is not None:
+                    progress.add(p)
+            result.points.append(p)
+            out.append(p)
+        return out
 
-    def scored(ps, vectors=None, strength=None, prefix="", carrying_run=False):
-        def measure():
-            ids, texts = r.generate(ps, vectors, strength, prefix=prefix)
-            return r.score(ps, ids, texts), (ids if carrying_run else None), ("" if carrying_run else texts[0])
-        return measure
-
-    def strengths_for(k, value):
+    def only(k, value):
         v = [0.0] * len(attrs)
-        v[k] = value
-        return torch.tensor(v)
+        v[k] = float(value)
+        return v
 
     for m in s.methods:
         if m == "prompt":
-            for a in attrs:
-                point(m, a, 1.0, "calibrated", scored(prompts, prefix=PROMPTS[a]))
-                point(m, a, 1.0, "carrying", scored(d.carrying[a], prefix=PROMPTS[a], carrying_run=True))
+            points([spec for a in attrs for spec in (
+                (m, a, 1.0, "calibrated", Job(prompts, prefix=PROMPTS[a])),
+                (m, a, 1.0, "carrying", Job(d.carrying[a], prefix=PROMPTS[a], carrying=True)))])
             continue
         v = vectors[m]
-        calibrated = []
-        for k, a in enumerate(attrs):
-            sweep = []
-            for value in s.strengths:
-                sweep.append(point(m, a, value, "sweep", scored(prompts, v, strengths_for(k, value))))
-            c = calibrate(sweep, s.calibration_budget)
-            calibrated.append(c)
-            point(m, a, c, "calibrated", scored(prompts, v, strengths_for(k, c)))
-            point(m, a, c, "carrying", scored(d.carrying[a], v, strengths_for(k, c), carrying_run=True))
+        # the sweep of every attribute in one batch, then what its calibration picks in a second
+        swept = points([(m, a, value, "sweep", Job(prompts, only(k, value)))
+                        for k, a in enumerate(attrs) for value in s.strengths], v)
+        calibrated = [calibrate([p for p in swept if p.attribute == a], s.calibration_budget) for a in attrs]
+        specs = [spec for k, (a, c) in enumerate(zip(attrs, calibrated)) for spec in (
+            (m, a, c, "calibrated", Job(prompts, only(k, c))),
+            (m, a, c, "carrying", Job(d.carrying[a], only(k, c), carrying=True)))]
         if len(attrs) > 1:
-            point(m, "both", calibrated, "both", scored(prompts, v, torch.tensor(calibrated)))
+            specs.append((m, "both", calibrated, "both", Job(prompts, list(calibrated))))
+        points(specs, v)
         log(f"seed {seed} {m}: calibrated strengths " + ", ".join(f"{a} {c:.2f}" for a, c in zip(attrs, calibrated)))
     result.seconds[f"seed {seed}"] = time.perf_counter() - t0
     log(f"seed {seed} done in {result.seconds[f'seed {seed}']:.0f} s")
@@ -334,7 +356,8 @@ def _spread(values: list[float]) -> dict:
 
 def summarize(result: BenchResult) -> dict:
     """Per method and attribute: frontier at each budget, calibrated strength, interference,
-    selectivity and both-at-once, each over seeds (mean, sd, per seed)."""
+    selectivity, all attributes at once and the share of the alone shift kept there (retention),
+    each over seeds (mean, sd, per seed)."""
     s = result.settings
     seeds = [int(k) for k in result.baseline]
     out: dict = {}
@@ -360,5 +383,8 @@ def summarize(result: BenchResult) -> dict:
             both = {p.seed: p for p in result.points if p.method == m and p.kind == "both"}
             if both:
                 row["both_target"] = _spread([both[sd].judge[a] for sd in seeds])
+                # the share of its alone shift an attribute keeps when every attribute is steered at once
+                row["retention"] = _spread([both[sd].judge[a] / cal[sd].judge[a] if cal[sd].judge[a] > 1e-9 else 0.0
+                                            for sd in seeds])
             out[f"{m}/{a}"] = row
     return out
