@@ -173,6 +173,10 @@ def _bench_steer_args(p) -> None:
     p.add_argument("--site", choices=SITES, default=d.site)
     p.add_argument("--layer", type=_number(int, 0, False, "a layer index >= 0"), default=None,
                    help="0-based decoder layer (default: 40%% of the depth)")
+    p.add_argument("--places", nargs="+", default=None, metavar="SITE@LAYER",
+                   help="choose each method's place among these on a development split (other prompts, another "
+                        "data draw) before the test; 'auto': block_out at 25/40/55/70%% of the depth, attn_out "
+                        "and mlp_out at 40%% (default: every method at --site/--layer)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help=f"data seeds (default {list(d.seeds)})")
     p.add_argument("--methods", nargs="+", choices=METHODS, default=None, help="default: all")
     p.add_argument("--strengths", type=positive_float, nargs="+", default=None,
@@ -409,7 +413,8 @@ def _bench_steer(args) -> int:
                                      methods=args.methods and tuple(args.methods),
                                      strengths=args.strengths and tuple(args.strengths), prompts=args.num_prompts,
                                      max_new_tokens=args.max_new_tokens, per_class=args.per_class,
-                                     calibration_budget=args.budget).items() if v is not None}
+                                     calibration_budget=args.budget,
+                                     places=args.places and tuple(args.places)).items() if v is not None}
     settings = replace(base, **changes)
     settings.check()
     from .steerbench import judges as judges_module

@@ -146,7 +146,7 @@ def _resume_setup(tmp_path):
 
 
 def test_a_stopped_run_resumes_from_its_progress_file(tmp_path, monkeypatch):
-    from steerkit.steerbench import run as run_module
+    from steerkit.steerbench import runner as run_module
     from steerkit.steerbench.run import Progress
 
     model, tok, settings, kwargs = _resume_setup(tmp_path)
@@ -214,11 +214,11 @@ def test_a_run_with_a_users_judge_end_to_end(tmp_path, capsys):
 
 
 def test_one_batch_with_a_strength_row_per_job_equals_each_job_alone(tmp_path):
-    from steerkit.steerbench.run import Job, _Runner
+    from steerkit.steerbench.runner import Job, Runner
 
     model, tok, settings, kwargs = _resume_setup(tmp_path)
     vecs = SteeringVectors.from_tensors(torch.randn(2, 32) * 3, site="block_out", layer=1, attributes=["ones", "sixes"])
-    r = _Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"])
+    r = Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"])
     jobs = [Job(["w3 w4", "w5 w9 w11"], [2.0, 0.0]), Job(["w12"], [0.0, -3.0]),
             Job(["w3 w4", "w7"], [1.0, 1.0], carrying=True)]
     together = r.measure(jobs, vecs)
@@ -228,3 +228,40 @@ def test_one_batch_with_a_strength_row_per_job_equals_each_job_alone(tmp_path):
         assert got[0]["judge"] == alone[0]["judge"]
     with pytest.raises(ValueError, match="all steered or all unsteered"):
         r.measure([Job(["w3"]), Job(["w3"], [1.0, 0.0])], vecs)
+
+
+def test_each_method_steers_where_the_development_split_says(tmp_path):
+    from steerkit.steerbench import place
+    from steerkit.steerbench.runner import Runner
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    settings = BenchSettings(**{**settings.__dict__, "seeds": (0,), "places": ("block_out@0", "mlp_out@1", "block_out@2"),
+                                "prompts": 2, "dev_prompts": 2, "dev_per_class": 6})
+    prompts = ["w3 w4", "w5 w9 w11", "w12", "w13 w2"]
+    # the development prompts are the ones after the test's
+    assert place.dev_prompts(prompts, settings) == ["w12", "w13 w2"]
+    with pytest.raises(ValueError, match="needs 2 development prompts after the 2 test prompts"):
+        place.dev_prompts(prompts[:3], settings)
+    assert place.candidates(("auto",), 30) == ["block_out@7", "block_out@12", "block_out@16", "block_out@21",
+                                               "attn_out@12", "mlp_out@12"]
+    with pytest.raises(ValueError, match="this model has layers 0..2"):
+        place.candidates(("block_out@3",), 3)
+    with pytest.raises(ValueError, match="places: expected SITE@LAYER"):
+        BenchSettings(places=("block_out:3",)).check()
+    result = run(model, tok, settings, **{**kwargs, "prompts": prompts})
+    choice = result.place_choice
+    assert set(choice["chosen"]) == {"mean_diff", "mat"} and result.places == choice["chosen"]
+    for m in ("mean_diff", "mat"):  # the chosen place is the best score on the development split
+        assert choice["score"][m][result.places[m]] == max(choice["score"][m].values())
+        assert all(0.0 <= x <= 1.0 for x in choice["score"][m].values())
+        assert [k for k in result.vectors[m]] == [place.parse_place(result.places[m])]
+    # the same choice from the development split alone, computed apart
+    r = Runner(model, tok, ["ones", "sixes"], result_settings(result), kwargs["judges"])
+    assert place.choose(r, _tiny_pool(), ["w12", "w13 w2"], list(settings.places), log=lambda _: None) == choice
+    assert result.suggested("mat").provenance["place_chosen_by"]["place"] == result.places["mat"]
+    from steerkit.steerbench import report
+    assert "Where each method steers" in report.markdown(result)
+
+
+def result_settings(result):
+    return BenchSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in result.settings.items()})

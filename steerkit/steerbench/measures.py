@@ -4,6 +4,7 @@
   given its prompt (fluency: steering that breaks the text makes it improbable).
 * ``distinct``: distinct n-grams over all n-grams of a set of continuations (degenerate repetition
   drives it down).
+* ``frontier``: the most judge shift a strength sweep reaches within a fluency budget.
 * ``changed``: the share of a continuation's tokens that differ from the unsteered continuation,
   position by position (how much steering touched it).
 """
@@ -55,3 +56,16 @@ def changed(steered: list[list[int]], plain: list[list[int]]) -> list[float]:
         out.append(sum(x != y for x, y in zip(a + [-1] * (width - len(a)), b + [-2] * (width - len(b)))) / width
                    if width else 0.0)
     return out
+
+
+def frontier(curve: list[tuple[float, float]], budget: float) -> float:
+    """The largest judge shift on the piecewise-linear curve at ΔNLL ≤ budget."""
+    best = 0.0
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if x0 <= budget:
+            best = max(best, y0)
+        if x1 <= budget:
+            best = max(best, y1)
+        elif x0 < budget < x1:  # the segment crosses the budget: the point where it does
+            best = max(best, y0 + (y1 - y0) * (budget - x0) / (x1 - x0))
+    return best

@@ -35,7 +35,8 @@ def markdown(result: BenchResult) -> str:
     s, summary = result.settings, summarize(result)
     seeds = list(result.baseline)
     budgets = s["budgets"]
-    out = [f"## Steering benchmark: {result.model}, {s['site']} layer {s['layer']}",
+    where = sorted(set(result.places.values())) or [f"{s['site']}@{s['layer']}"]
+    out = [f"## Steering benchmark: {result.model}, steering at {', '.join(where)}",
            "",
            f"{len(seeds)} data seed(s) ({', '.join(seeds)}); {s['prompts']} neutral prompts, {s['max_new_tokens']} greedy "
            f"tokens; strengths {', '.join(f'{x:g}' for x in s['strengths'])}; {s['per_class']} training texts per "
@@ -74,6 +75,15 @@ def markdown(result: BenchResult) -> str:
             per = summary[f"{m}/{a}"]["retention"]["per_seed"]
             out.append(f"| {NAMES[m]} | {a} | " + " | ".join(f"{x:.2f}" for x in per)
                        + f" | {'yes' if all(x >= 0.9 for x in per) else '**no**'} |")
+    choice = result.place_choice
+    if choice:
+        places = list(next(iter(choice["score"].values())))
+        out += ["", f"### Where each method steers, chosen on the development split ({choice['dev_prompts']} other "
+                f"prompts, data seed {choice['dev_seed']}): score at each place (frontier at +"
+                f"{s['calibration_budget']:g} nats per attribute, over the best any method reached there, averaged)",
+                "", "| method | " + " | ".join(places) + " | chosen |", "|---|" + "---|" * (len(places) + 1)]
+        for m, row in choice["score"].items():
+            out.append(f"| {NAMES[m]} | " + " | ".join(f"{row[p]:.2f}" for p in places) + f" | {choice['chosen'][m]} |")
     goal = goal_rows(result)
     if goal:
         held = sum(r[5] for r in goal)
@@ -121,7 +131,8 @@ def plot(result: BenchResult, path) -> str:
         ax.set_title(f"steering toward {a}")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{result.model}, {s['site']} layer {s['layer']}, {len(result.baseline)} seed(s)")
+    where = ", ".join(sorted(set(result.places.values()))) or f"{s['site']}@{s['layer']}"
+    fig.suptitle(f"{result.model}, {where}, {len(result.baseline)} seed(s)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -23,16 +23,15 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from ..generate import greedy_ids
-from ..mat.collect import Activations, kept_rows, provenance_of, text_activations
-from ..mat.data import load_examples
-from ..patching import steer
+from ..mat.collect import text_activations
 from ..vectors import SteeringVectors
 from . import judges as judges_module
-from . import measures
-from .data import Draw, builtin_pool, draw
+from . import measures, place
 from .config import BenchSettings
+from .data import Draw, builtin_pool, draw
+from .measures import frontier
 from .methods import PROMPTS, VECTOR_METHODS, build
+from .runner import Job, Runner, activations
 
 DEFAULT_MODEL = "smollm2"
 
@@ -64,6 +63,8 @@ class BenchResult:
     seconds: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     vectors: dict = field(default_factory=dict)    # method -> the first seed's vectors (not in the JSON)
+    places: dict = field(default_factory=dict)     # method -> "site@layer" it steers at
+    place_choice: dict = field(default_factory=dict)  # the development split's sweep, when it chose them
 
     def suggested(self, method: str = "mat") -> SteeringVectors:
         """``method``'s vectors from the first seed, with the strength that reaches the calibration budget
@@ -74,12 +75,18 @@ class BenchResult:
         provenance = dict(v.provenance, suggested_strength=strength,
                           suggested_for=f"+{self.settings['calibration_budget']:g} nats per token of NLL under the "
                                         f"unsteered model ({self.model}, steerkit bench-steer)")
+        if self.place_choice:
+            provenance["place_chosen_by"] = dict(
+                how="bench-steer's development split: frontier at the calibration budget, per attribute over the "
+                    "best any method reached, averaged", place=self.places[method],
+                score=self.place_choice["score"][method])
         return SteeringVectors({k: v[k] for k in v}, v.attributes, v.gate_mode, v.norm_preserve, provenance)
 
     def to_json(self) -> dict:
         return dict(model=self.model, settings=self.settings, attributes=self.attributes,
                     points=[asdict(p) for p in self.points], baseline=self.baseline, samples=self.samples,
-                    seconds=self.seconds, versions=self.versions, summary=summarize(self))
+                    seconds=self.seconds, versions=self.versions, places=self.places,
+                    place_choice=self.place_choice, summary=summarize(self))
 
 
 # -- the frontier and calibration ---------------------------------------------------------------------
@@ -87,19 +94,6 @@ def _curve(points: list[Point], attribute: str) -> list[tuple[float, float]]:
     """(ΔNLL, judge shift) along the sweep in strength order, from the unsteered point (0, 0)."""
     pts = sorted(points, key=lambda p: p.strength)
     return [(0.0, 0.0)] + [(p.dnll, p.judge[attribute]) for p in pts]
-
-
-def frontier(curve: list[tuple[float, float]], budget: float) -> float:
-    """The largest judge shift on the piecewise-linear curve at ΔNLL ≤ budget."""
-    best = 0.0
-    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
-        if x0 <= budget:
-            best = max(best, y0)
-        if x1 <= budget:
-            best = max(best, y1)
-        elif x0 < budget < x1:  # the segment crosses the budget: the point where it does
-            best = max(best, y0 + (y1 - y0) * (budget - x0) / (x1 - x0))
-    return best
 
 
 def calibrate(points: list[Point], budget: float) -> float:
@@ -115,64 +109,6 @@ def calibrate(points: list[Point], budget: float) -> float:
 
 
 # -- one run ----------------------------------------------------------------------------------------
-@dataclass
-class Job:
-    """One generation run of a batch: prompts, the strength of each attribute (None: unsteered), an
-    instruction put before each prompt (prompting), and whether its tokens are compared with the
-    unsteered continuations of the same prompts (the runs on prompts that carry the attribute)."""
-
-    prompts: list
-    strength: list | None = None
-    prefix: str = ""
-    carrying: bool = False
-
-
-class _Runner:
-    """Generation and scoring on one model, with the unsteered runs of a seed to measure shifts from."""
-
-    def __init__(self, model, tok, attributes, settings: BenchSettings, judges: dict, mat_config=None):
-        self.model, self.tok, self.attributes, self.s, self.judges = model, tok, attributes, settings, judges
-        self.mat_config = mat_config
-
-    def measure(self, jobs: list[Job], vectors=None) -> list[tuple[dict, list, list]]:
-        """(scores, ids, texts) of each job, all generated in one batched ``generate`` with a strength
-        row per sequence (``[B, K]``), then scored together: judge means, NLL per token given the plain
-        prompt (prompting's instruction left out, so every method is scored on the same condition),
-        distinct-3."""
-        if not jobs:
-            return []
-        prompts = [j.prefix + p for j in jobs for p in j.prompts]
-        steered = [j for j in jobs if j.strength is not None]
-        if steered and len(steered) != len(jobs):
-            raise ValueError("a batch is all steered or all unsteered")
-        if steered:
-            rows = torch.tensor([j.strength for j in jobs for _ in j.prompts], dtype=torch.float32)
-            with steer(self.model, vectors, strength=rows):
-                ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
-        else:
-            ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
-        texts = [self.tok.decode(i, skip_special_tokens=True) for i in ids]
-        nll = measures.nll(self.model, self.tok, [p for j in jobs for p in j.prompts], ids)
-        judged = {a: self.judges[a](texts) for a in self.attributes}
-        out, start = [], 0
-        for j in jobs:
-            part = slice(start, start + len(j.prompts))
-            start = part.stop
-            scores = dict(judge={a: statistics.fmean(judged[a][part]) for a in self.attributes},
-                          nll=statistics.fmean(nll[part]), distinct3=measures.distinct(texts[part]))
-            out.append((scores, ids[part], texts[part]))
-        return out
-
-
-def _activations(model, tok, pool_rows: dict, d: Draw, site: str, layer: int) -> Activations:
-    attrs = list(dict.fromkeys(r["attribute"] for r in d.train))
-    pos = {a: torch.cat([kept_rows(pool_rows[r["text"]], "all") for r in d.train
-                         if r["attribute"] == a and r["label"] == "positive"]) for a in attrs}
-    neg = {a: torch.cat([kept_rows(pool_rows[r["text"]], "all") for r in d.train
-                         if r["attribute"] == a and r["label"] == "negative"]) for a in attrs}
-    return Activations(site, layer, "all", attrs, pos, neg, provenance_of(model, load_examples(d.train), 256))
-
-
 def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | None = None,
         prompts: list[str] | None = None, judges: dict | None = None, model_name: str = DEFAULT_MODEL,
         mat_config=None, log=print, progress: "Progress | None" = None) -> BenchResult:
@@ -196,35 +132,52 @@ def run(model, tok, settings: BenchSettings | None = None, pool: list[dict] | No
     if not 0 <= layer < layout.num_layers:
         raise ValueError(f"layer must be in 0..{layout.num_layers - 1}, got {layer}")
     s = replace(s, layer=layer)
-    prompts = list(prompts or corpus.PROMPTS_NEUTRAL)[:s.prompts]
+    all_prompts = list(prompts or corpus.PROMPTS_NEUTRAL)
+    prompts = all_prompts[:s.prompts]
+    candidates = place.candidates(s.places, layout.num_layers) if s.places else []
+    dev = place.dev_prompts(all_prompts, s) if candidates else []
     result = BenchResult(model_name, asdict(s), attributes, versions=_versions())
-    data = hashlib.sha256(json.dumps([pool, prompts]).encode()).hexdigest()[:16]  # the texts, in the header
+    data = hashlib.sha256(json.dumps([pool, all_prompts]).encode()).hexdigest()[:16]  # the texts, in the header
     done = progress.start(result, data) if progress is not None else {}
     if done:
         log(f"resuming: {len(done)} points measured earlier are taken from {progress.path}")
-    r = _Runner(model, tok, attributes, s, judges, mat_config)
+    r = Runner(model, tok, attributes, s, judges, mat_config)
     t0 = time.perf_counter()
+    vector_methods = [m for m in s.methods if m in VECTOR_METHODS]
+    if candidates and vector_methods:
+        result.place_choice = (progress.place_choice if progress is not None else None) or place.choose(
+            r, pool, dev, candidates, log)
+        if progress is not None:
+            progress.keep_place_choice(result.place_choice)
+        result.places = dict(result.place_choice["chosen"])
+        result.seconds["choosing places"] = time.perf_counter() - t0
+        log(f"places chosen on the development split in {result.seconds['choosing places']:.0f} s: "
+            + ", ".join(f"{m} {p}" for m, p in result.places.items()))
+    else:
+        result.places = {m: f"{s.site}@{layer}" for m in vector_methods}
+    t1 = time.perf_counter()
     draws = [draw(pool, seed, s.per_class, s.carrying_prompts) for seed in s.seeds]
     texts = sorted({x["text"] for d in draws for x in d.train})  # the texts some seed trains on
-    pool_rows = text_activations(model, tok, texts, s.site, layer)
-    result.seconds["activations"] = time.perf_counter() - t0
-    log(f"activations of {len(texts)} texts at {s.site}@{layer}: {result.seconds['activations']:.0f} s")
+    pool_rows = {p: text_activations(model, tok, texts, *place.parse_place(p))
+                 for p in dict.fromkeys(result.places.values())}
+    result.seconds["activations"] = time.perf_counter() - t1
+    log(f"activations of {len(texts)} texts at {', '.join(pool_rows)}: {result.seconds['activations']:.0f} s")
     for d in draws:
         _one_seed(r, result, d, pool_rows, prompts, log, done, progress)
     result.seconds["total"] = time.perf_counter() - t0
     return result
 
 
-def _one_seed(r: _Runner, result: BenchResult, d: Draw, pool_rows, prompts, log, done: dict,
+def _one_seed(r: Runner, result: BenchResult, d: Draw, pool_rows, prompts, log, done: dict,
               progress: "Progress | None") -> None:
     s, attrs, seed = r.s, r.attributes, d.seed
     t0 = time.perf_counter()
-    acts = _activations(r.model, r.tok, pool_rows, d, s.site, s.layer)
+    acts = {p: activations(r.model, r.tok, rows, d, *place.parse_place(p)) for p, rows in pool_rows.items()}
     vectors = {}
     for m in s.methods:
         if m in VECTOR_METHODS:
             t1 = time.perf_counter()
-            vectors[m] = build(m, acts, seed, s.mat_epochs, r.mat_config)
+            vectors[m] = build(m, acts[result.places[m]], seed, s.mat_epochs, r.mat_config)
             result.vectors.setdefault(m, vectors[m])
             result.seconds[f"train {m} seed {seed}"] = time.perf_counter() - t1
     unsteered = r.measure([Job(prompts)] + [Job(d.carrying[a], carrying=True) for a in attrs])
@@ -304,6 +257,7 @@ class Progress:
         self.path = Path(folder) / self.NAME
         self.resume = resume
         self._file = None
+        self.place_choice: dict | None = None  # an earlier run's, read back
 
     def start(self, result: BenchResult, data: str) -> dict:
         """The points measured earlier ({key: Point}); opens the file to add to. ``data``: a digest of the
@@ -319,16 +273,27 @@ class Progress:
                                  f"({first.get('header')}); use a new --out folder or the same ones")
             for line in lines[1:]:
                 try:
-                    p = Point(**json.loads(line)["point"])
+                    row = json.loads(line)
+                    if "places" in row:
+                        self.place_choice = row["places"]
+                        continue
+                    p = Point(**row["point"])
                 except (ValueError, KeyError, TypeError):  # a line torn by the stop
                     continue
                 done[point_key(p.seed, p.method, p.attribute, p.strength, p.kind)] = p
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("w")
         self._write(dict(header=header))
+        if self.place_choice is not None:
+            self._write(dict(places=self.place_choice))
         for p in done.values():  # rewritten whole, so a torn last line is gone
             self._write(dict(point=asdict(p)))
         return done
+
+    def keep_place_choice(self, choice: dict) -> None:
+        if self.place_choice is None:
+            self.place_choice = choice
+            self._write(dict(places=choice))
 
     def add(self, p: Point) -> None:
         self._write(dict(point=asdict(p)))

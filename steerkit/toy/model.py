@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..cache import cache_dir
 from . import corpus
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -45,14 +45,6 @@ class ToyCorpus:
 
 
 REVIEWS = ToyCorpus("review", corpus.vocabulary, lambda n, seed: [t for t, _, _ in corpus.texts(n, seed)])
-
-
-def cache_dir() -> Path:
-    """``$STEERKIT_CACHE``, else ``$XDG_CACHE_HOME/steerkit``, else ``~/.cache/steerkit``."""
-    root = os.environ.get("STEERKIT_CACHE")
-    if root:
-        return Path(root)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "steerkit"
 
 
 def build_tokenizer(source: ToyCorpus = REVIEWS):
