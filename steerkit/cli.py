@@ -165,6 +165,9 @@ def _bench_steer_args(p) -> None:
     p.add_argument("--model", default="smollm2", help=MODEL_HELP + "; default smollm2")
     p.add_argument("--data", default=None, help="JSONL of {text, attribute, label} to train on (default: the built-in "
                    "sentiment and food texts); every attribute needs a judge: sentiment, food or one of --judge")
+    p.add_argument("--attributes", nargs="+", choices=("sentiment", "food", "space"), default=None,
+                   help="which built-in attributes to steer (default: sentiment food; space is the third, with its "
+                        "own texts and judge)")
     p.add_argument("--judge", action="append", default=[], metavar="NAME=module:function",
                    help="a judge for attribute NAME: a Python function (module or path/to/file.py) that takes a "
                         "list of texts and returns one number per text, higher for more of the attribute (repeat "
@@ -428,14 +431,17 @@ def _bench_steer(args) -> int:
     for spec in args.judge:
         name, judge = judges_module.load_judge(spec)
         judges[name] = judge
-    pool = None
+    from .steerbench.data import DEFAULT_ATTRIBUTES, builtin_pool
+
     if args.data:
         from .mat.data import load_examples
 
+        if args.attributes:
+            raise ValueError("--attributes picks among the built-in texts; with --data the attributes are the data's")
         pool = [dict(text=e.text, attribute=e.attribute, label=e.label) for e in load_examples(args.data)]
-    from .steerbench.data import builtin_pool
-
-    attributes = list(dict.fromkeys(r["attribute"] for r in (pool if pool is not None else builtin_pool())))
+    else:
+        pool = builtin_pool(args.attributes or DEFAULT_ATTRIBUTES)
+    attributes = list(dict.fromkeys(r["attribute"] for r in pool))
     judges_module.check_attributes(attributes, judges, settings.methods)  # before the model loads
     prompts = None
     if args.prompts:

@@ -265,3 +265,41 @@ def test_each_method_steers_where_the_development_split_says(tmp_path):
 
 def result_settings(result):
     return BenchSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in result.settings.items()})
+
+
+def test_the_third_builtin_attribute_and_its_judge():
+    sp = corpus.space_texts()
+    assert {k: len(v) for k, v in sp.items()} == {"space": 360, "other": 360}
+    others = corpus.sentiment_texts(), corpus.food_texts()
+    assert not set(sp["space"] + sp["other"]) & {t for d in others for v in d.values() for t in v}
+    assert judges.space(["The telescope showed Saturn and its moons."]) == [pytest.approx(10 * 3 / 7)]
+    space_scores, other_scores = judges.space(sp["space"]), judges.space(sp["other"] + corpus.food_texts()["food"])
+    assert sum(x > 0 for x in space_scores) > 0.85 * len(space_scores) and not any(other_scores)
+    assert not any(judges.space(list(corpus.PROMPTS_NEUTRAL)))  # neutral prompts carry no space words
+    assert not any(p in t for p in corpus.PROMPTS_SPACE for t in sp["space"])
+    pool = builtin_pool(("sentiment", "food", "space"))
+    assert list(dict.fromkeys(r["attribute"] for r in pool)) == ["sentiment", "food", "space"]
+    assert builtin_pool() == builtin_pool(("sentiment", "food"))
+    with pytest.raises(ValueError, match="the built-in ones are sentiment, food, space"):
+        builtin_pool(("tone",))
+
+
+def test_three_attributes_report_each_pair_and_all_at_once(tmp_path):
+    from steerkit.steerbench import report
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    pool = _tiny_pool() + [dict(text=f"w5 w5 w{40 + i} w11", attribute="fives", label=label)
+                           for i in range(12) for label in ("positive",)] + [
+        dict(text=f"w9 w{40 + i} w12 w13", attribute="fives", label="negative") for i in range(12)]
+    settings = BenchSettings(**{**settings.__dict__, "seeds": (0,)})
+    result = run(model, tok, settings, **{**kwargs, "pool": pool,
+                                          "judges": {**kwargs["judges"], "fives": _share("w5")}})
+    for m in settings.methods:
+        pairs = sorted(p.attribute for p in result.points if p.method == m and p.kind == "pair")
+        assert pairs == ["ones+fives", "ones+sixes", "sixes+fives"]
+        for p in (p for p in result.points if p.method == m and p.kind == "pair"):
+            assert sum(x != 0.0 for x in p.strength) <= 2 and len(p.strength) == 3
+    row = result.to_json()["summary"]["mat/ones"]
+    assert {"retention", "retention with sixes", "retention with fives"} <= set(row)
+    text = report.markdown(result)
+    assert "Each pair steered at once" in text and "| sixes |" in text

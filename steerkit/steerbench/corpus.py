@@ -621,6 +621,211 @@ _FOOD_TOPICS: dict[str, _Topic] = {
     ),
 }
 
+# The third attribute: the night sky and spaceflight. None of these topics is among _OTHER_TOPICS, and
+# none mentions food or drink; the judge's word list (judges.SPACE_WORDS) was written apart from them.
+_SPACE_TOPICS: dict[str, _Topic] = {
+    "stargazing": _Topic(
+        ("the view of the Milky Way from the hills", "the dark sky park north of town",
+         "the star chart app on my phone", "the constellation Orion in winter", "our backyard telescope"),
+        ("the night we spotted Saturn's rings", "the stargazing trip to the desert",
+         "the first night with the new telescope", "the astronomy club's viewing night"),
+        (("find the Andromeda galaxy with binoculars", "found the Andromeda galaxy with binoculars",
+          "finding the Andromeda galaxy with binoculars"),
+         ("set up the telescope in the backyard", "set up the telescope in the backyard",
+          "setting up the telescope in the backyard"),
+         ("trace the constellations of the summer sky", "traced the constellations of the summer sky",
+          "tracing the constellations of the summer sky"),
+         ("drive out of the city to see the Milky Way", "drove out of the city to see the Milky Way",
+          "driving out of the city to see the Milky Way"),
+         ("point the telescope at Jupiter and its moons", "pointed the telescope at Jupiter and its moons",
+          "pointing the telescope at Jupiter and its moons"),
+         ("join the astronomy club for a night of observing", "joined the astronomy club for a night of observing",
+          "joining the astronomy club for a night of observing")),
+        ("looking at planets through a telescope", "mapping constellations", "watching the night sky",
+         "photographing the Milky Way"),
+        ("the Andromeda galaxy is about two and a half million light years from Earth",
+         "Orion is easiest to see in the evening sky from December to March",
+         "a small telescope shows the four largest moons of Jupiter",
+         "the Milky Way is best seen on moonless nights far from city lights",
+         "the astronomy club meets at the observatory on the first Friday of the month",
+         "there are eighty-eight constellations recognized by astronomers"),
+    ),
+    "the moon": _Topic(
+        ("the full moon over the lake", "the lunar calendar on my wall", "the crescent moon at dusk",
+         "the moon map in the science museum", "the craters near the edge of the moon"),
+        ("the lunar eclipse in March", "the supermoon last autumn", "the night the moon turned red",
+         "the moon landing anniversary event"),
+        (("watch the moon rise over the hills", "watched the moon rise over the hills",
+          "watching the moon rise over the hills"),
+         ("photograph the craters of the moon", "photographed the craters of the moon",
+          "photographing the craters of the moon"),
+         ("track the phases of the moon for a month", "tracked the phases of the moon for a month",
+          "tracking the phases of the moon for a month"),
+         ("stay up for the lunar eclipse", "stayed up for the lunar eclipse", "staying up for the lunar eclipse"),
+         ("sketch the lunar surface through a telescope", "sketched the lunar surface through a telescope",
+          "sketching the lunar surface through a telescope"),
+         ("read about the Apollo landing sites", "read about the Apollo landing sites",
+          "reading about the Apollo landing sites")),
+        ("watching the moon through binoculars", "tracking the lunar phases", "sketching craters",
+         "reading about the Apollo missions"),
+        ("the moon orbits Earth about once every twenty-seven days",
+         "a lunar eclipse happens when Earth passes between the sun and the moon",
+         "the moon is about three hundred eighty thousand kilometers from Earth",
+         "the same side of the moon always faces Earth",
+         "twelve astronauts walked on the moon between 1969 and 1972",
+         "the largest craters on the moon are hundreds of kilometers across"),
+    ),
+    "planets": _Topic(
+        ("the model of the solar system in the library", "the planet Mars in the evening sky",
+         "the documentary about Jupiter's storms", "the poster of the eight planets",
+         "the planetarium show about Saturn"),
+        ("the alignment of five planets in June", "the planetarium visit with my class",
+         "the night Venus was brightest", "the lecture on the rings of Saturn"),
+        (("build a scale model of the solar system", "built a scale model of the solar system",
+          "building a scale model of the solar system"),
+         ("spot Venus just after sunset", "spotted Venus just after sunset", "spotting Venus just after sunset"),
+         ("watch a documentary about the outer planets", "watched a documentary about the outer planets",
+          "watching a documentary about the outer planets"),
+         ("visit the planetarium downtown", "visited the planetarium downtown", "visiting the planetarium downtown"),
+         ("look for Mars near the horizon", "looked for Mars near the horizon", "looking for Mars near the horizon"),
+         ("give a talk on the moons of Saturn", "gave a talk on the moons of Saturn",
+          "giving a talk on the moons of Saturn")),
+        ("reading about the planets", "following the planets across the sky", "visiting planetariums",
+         "learning about the outer solar system"),
+        ("Jupiter is the largest planet in the solar system",
+         "a year on Mars lasts about six hundred eighty-seven Earth days",
+         "Saturn's rings are made mostly of ice and rock",
+         "Venus is the hottest planet because of its thick atmosphere",
+         "Neptune takes about one hundred sixty-five years to orbit the sun",
+         "the planetarium runs its solar system show every hour on weekends"),
+    ),
+    "rockets": _Topic(
+        ("the rocket on the launch pad", "the launch schedule for the new rocket",
+         "the model rocket kit in the garage", "the booster that landed on the barge",
+         "the spaceport on the coast"),
+        ("the rocket launch on Tuesday night", "the test flight of the new booster",
+         "the countdown that stopped at ten seconds", "the model rocket contest at school"),
+        (("watch a rocket launch from the beach", "watched a rocket launch from the beach",
+          "watching a rocket launch from the beach"),
+         ("build a model rocket with a parachute", "built a model rocket with a parachute",
+          "building a model rocket with a parachute"),
+         ("stream the launch of the lunar lander", "streamed the launch of the lunar lander",
+          "streaming the launch of the lunar lander"),
+         ("visit the rocket garden at the space center", "visited the rocket garden at the space center",
+          "visiting the rocket garden at the space center"),
+         ("follow the booster landing on the live feed", "followed the booster landing on the live feed",
+          "following the booster landing on the live feed"),
+         ("launch a model rocket in the park", "launched a model rocket in the park",
+          "launching a model rocket in the park")),
+        ("watching rocket launches", "building model rockets", "following spaceflight news",
+         "visiting the space center"),
+        ("the rocket needs about eight minutes to reach orbit",
+         "the launch window opens at 6:40 in the evening and lasts two hours",
+         "the booster is designed to land and fly again",
+         "the spaceport has three launch pads along the coast",
+         "a rocket must reach about eight kilometers per second to stay in orbit",
+         "the model rocket kit comes with three engines and a parachute"),
+    ),
+    "astronauts": _Topic(
+        ("the International Space Station", "the astronaut training center", "the crew of the space station",
+         "the spacesuit on display at the museum", "the astronaut's memoir about living in orbit"),
+        ("the spacewalk broadcast on Friday", "the crew's return from the space station",
+         "the astronaut's visit to our school", "the docking of the supply capsule"),
+        (("spot the space station passing overhead", "spotted the space station passing overhead",
+          "spotting the space station passing overhead"),
+         ("watch a live spacewalk", "watched a live spacewalk", "watching a live spacewalk"),
+         ("read an astronaut's memoir about orbit", "read an astronaut's memoir about orbit",
+          "reading an astronaut's memoir about orbit"),
+         ("meet a retired astronaut at the museum", "met a retired astronaut at the museum",
+          "meeting a retired astronaut at the museum"),
+         ("follow the crew's mission on the space agency site", "followed the crew's mission on the space agency site",
+          "following the crew's mission on the space agency site"),
+         ("try on a training spacesuit", "tried on a training spacesuit", "trying on a training spacesuit")),
+        ("tracking the space station", "watching spacewalks", "reading about astronauts",
+         "following crewed missions"),
+        ("the space station orbits Earth about sixteen times a day",
+         "astronauts on the station exercise for about two hours every day",
+         "a spacewalk usually lasts between six and seven hours",
+         "the station has been continuously crewed since November 2000",
+         "the supply capsule docks with the station about two days after launch",
+         "astronauts train for about two years before their first flight"),
+    ),
+    "telescopes": _Topic(
+        ("the observatory on the mountain", "the space telescope's latest images",
+         "the radio telescope outside the city", "the mirror of the new observatory",
+         "the telescope at the university"),
+        ("the open house at the observatory", "the release of the deep field image",
+         "the night at the mountain observatory", "the first light of the new telescope"),
+        (("tour the observatory on the mountain", "toured the observatory on the mountain",
+          "touring the observatory on the mountain"),
+         ("look through the university telescope", "looked through the university telescope",
+          "looking through the university telescope"),
+         ("browse the space telescope's new images", "browsed the space telescope's new images",
+          "browsing the space telescope's new images"),
+         ("grind a mirror for a homemade telescope", "ground a mirror for a homemade telescope",
+          "grinding a mirror for a homemade telescope"),
+         ("attend a lecture on distant galaxies", "attended a lecture on distant galaxies",
+          "attending a lecture on distant galaxies"),
+         ("visit the radio telescope array", "visited the radio telescope array",
+          "visiting the radio telescope array")),
+        ("browsing images of distant galaxies", "visiting observatories", "building telescopes",
+         "attending astronomy lectures"),
+        ("the space telescope orbits about one and a half million kilometers from Earth",
+         "the observatory's main mirror is eight meters across",
+         "the radio telescope listens to signals from distant galaxies",
+         "the observatory sits at an altitude of about four thousand meters",
+         "the deep field image shows thousands of galaxies in a tiny patch of sky",
+         "the university telescope is open to visitors on clear Thursday nights"),
+    ),
+    "comets and meteors": _Topic(
+        ("the Perseid meteor shower", "the comet visible in the northern sky", "the meteorite in the museum",
+         "the tail of the comet", "the asteroid tracking website"),
+        ("the meteor shower in August", "the night a fireball crossed the sky",
+         "the comet that passed last spring", "the asteroid flyby in October"),
+        (("count meteors during the Perseids", "counted meteors during the Perseids",
+          "counting meteors during the Perseids"),
+         ("photograph the comet's tail", "photographed the comet's tail", "photographing the comet's tail"),
+         ("hold a piece of a meteorite", "held a piece of a meteorite", "holding a piece of a meteorite"),
+         ("stay up for the meteor shower", "stayed up for the meteor shower", "staying up for the meteor shower"),
+         ("track the asteroid flyby online", "tracked the asteroid flyby online", "tracking the asteroid flyby online"),
+         ("search for the comet near the horizon", "searched for the comet near the horizon",
+          "searching for the comet near the horizon")),
+        ("counting shooting stars", "photographing comets", "reading about asteroids",
+         "watching meteor showers"),
+        ("the Perseid meteor shower peaks around the twelfth of August",
+         "a comet's tail always points away from the sun",
+         "most meteors burn up about eighty kilometers above the ground",
+         "the asteroid passed at about five times the distance to the moon",
+         "the meteorite in the museum fell in a field in 1938",
+         "Halley's comet returns to the inner solar system about every seventy-six years"),
+    ),
+    "the sun and eclipses": _Topic(
+        ("the total solar eclipse", "the solar telescope at the science center", "the eclipse glasses in the drawer",
+         "the sunspots on the solar disk", "the aurora in the northern sky"),
+        ("the solar eclipse in April", "the aurora over the lake in May", "the transit of Mercury",
+         "the trip to see the eclipse in totality"),
+        (("watch the solar eclipse with special glasses", "watched the solar eclipse with special glasses",
+          "watching the solar eclipse with special glasses"),
+         ("travel to the path of totality", "traveled to the path of totality",
+          "traveling to the path of totality"),
+         ("look at sunspots through a solar filter", "looked at sunspots through a solar filter",
+          "looking at sunspots through a solar filter"),
+         ("chase the aurora in the far north", "chased the aurora in the far north",
+          "chasing the aurora in the far north"),
+         ("project the eclipse through a pinhole", "projected the eclipse through a pinhole",
+          "projecting the eclipse through a pinhole"),
+         ("read the forecast for solar storms", "read the forecast for solar storms",
+          "reading the forecast for solar storms")),
+        ("watching for auroras", "observing sunspots", "traveling to eclipses", "reading about solar storms"),
+        ("totality during the eclipse lasted about four minutes",
+         "light from the sun takes about eight minutes to reach Earth",
+         "auroras are caused by particles from the sun hitting the upper atmosphere",
+         "the next total solar eclipse visible here is in 2044",
+         "sunspots appear darker because they are cooler than the surface around them",
+         "eclipse glasses block more than ninety-nine percent of sunlight"),
+    ),
+}
+
 # (text, subject pronoun, object pronoun, person: "1" for I, "p" for plural, "s" for third singular);
 # "I" is listed three times so that first-person sentences are common
 _SUBJECTS: tuple[tuple[str, str, str, str], ...] = (
@@ -859,7 +1064,7 @@ def _generate(topics: dict[str, _Topic], label: str, per_topic: int, seed: int,
 
 @functools.lru_cache(maxsize=None)
 def _build() -> dict[str, dict[str, tuple[tuple[str, str, int], ...]]]:
-    """{"sentiment"|"food": {class: ((sentence, sentiment label, template index), ...)}}."""
+    """{"sentiment"|"food"|"space": {class: ((sentence, sentiment label, template index), ...)}}."""
     sentiment = {}
     for label in ("positive", "negative", "neutral"):
         rows = [(s, label, i) for s, i in _generate(_OTHER_TOPICS, label, 24, _SEEDS[label])]
@@ -872,7 +1077,14 @@ def _build() -> dict[str, dict[str, tuple[tuple[str, str, int], ...]]]:
             seed = 10 * (k + 2) + _SEEDS[label]
             rows += [(s, label, i) for s, i in _generate(topics, label, per_topic, seed, used)]
         food[cls] = tuple(_Pick(200 + k).shuffled(rows))
-    return {"sentiment": sentiment, "food": food}
+    used |= frozenset(s.lower() for rows in food.values() for s, _, _ in rows)
+    space = {}
+    for k, (cls, topics, per_topic) in enumerate((("space", _SPACE_TOPICS, 15), ("other", _OTHER_TOPICS, 8))):
+        rows = []
+        for label in ("positive", "negative", "neutral"):
+            rows += [(s, label, i) for s, i in _generate(topics, label, per_topic, 10 * (k + 5) + _SEEDS[label], used)]
+        space[cls] = tuple(_Pick(300 + k).shuffled(rows))
+    return {"sentiment": sentiment, "food": food, "space": space}
 
 
 def sentiment_texts() -> dict[str, list[str]]:
@@ -885,6 +1097,13 @@ def food_texts() -> dict[str, list[str]]:
     """{"food": [...], "other": [...]}: 360 sentences each, each a third positive, negative and neutral;
     "food" over 8 food topics, "other" over the 15 topics of ``sentiment_texts`` (no shared sentence)."""
     return {cls: [s for s, _, _ in rows] for cls, rows in _build()["food"].items()}
+
+
+def space_texts() -> dict[str, list[str]]:
+    """{"space": [...], "other": [...]}: 360 sentences each, each a third positive, negative and neutral;
+    "space" over 8 topics of the night sky and spaceflight, "other" over the 15 topics of
+    ``sentiment_texts``; no sentence shared with the other attributes' texts."""
+    return {cls: [s for s, _, _ in rows] for cls, rows in _build()["space"].items()}
 
 
 PROMPTS_NEUTRAL: tuple[str, ...] = (
@@ -1014,6 +1233,27 @@ PROMPTS_FOOD: tuple[str, ...] = (
     "At the food truck near the station, the cook",
     "When the water boiled, I added the noodles and",
     "The lunch menu at the school this week includes",
+)
+
+PROMPTS_SPACE: tuple[str, ...] = (
+    "Through the telescope in the backyard, we could see",
+    "The rocket lifted off from the launch pad and",
+    "The astronauts on the space station spent the morning",
+    "Last night the full moon rose over the hills, and",
+    "At the planetarium, the show about Jupiter explained",
+    "The comet was easy to find in the northern sky because",
+    "During the solar eclipse, the crowd on the beach",
+    "The observatory on the mountain opened its dome and",
+    "According to the space agency, the probe to Mars will",
+    "The astronomy club met in the field to watch",
+    "Saturn's rings looked small but clear when",
+    "The crew of the capsule checked their instruments before",
+    "Far from the city lights, the Milky Way",
+    "The meteor shower peaked a little after midnight, and",
+    "Orion was already high in the winter sky when",
+    "The lunar lander touched down near the crater and",
+    "On the space telescope's new image, the galaxy",
+    "The spacewalk started at nine, and the two astronauts",
 )
 
 

@@ -12,18 +12,28 @@ from dataclasses import dataclass
 from . import corpus
 
 # built-in prompts that already carry each attribute (selectivity: steering should leave them be)
-CARRYING = {"sentiment": corpus.PROMPTS_POSITIVE, "food": corpus.PROMPTS_FOOD}
+CARRYING = {"sentiment": corpus.PROMPTS_POSITIVE, "food": corpus.PROMPTS_FOOD, "space": corpus.PROMPTS_SPACE}
+BUILTIN = ("sentiment", "food", "space")   # every built-in attribute, each with its own judge
+DEFAULT_ATTRIBUTES = ("sentiment", "food")  # what a run steers unless told: the tables measured so far
 
 
-def builtin_pool() -> list[dict]:
-    """Every built-in training text as ``{text, attribute, label}``."""
-    s, f = corpus.sentiment_texts(), corpus.food_texts()
-    rows = [dict(text=t, attribute="sentiment", label="positive") for t in s["positive"]]
-    # negatives: as many negative as neutral sentences, interleaved so any prefix is balanced
-    rows += [dict(text=t, attribute="sentiment", label="negative")
-             for pair in zip(s["negative"], s["neutral"]) for t in pair]
-    rows += [dict(text=t, attribute="food", label="positive") for t in f["food"]]
-    rows += [dict(text=t, attribute="food", label="negative") for t in f["other"]]
+def builtin_pool(attributes=DEFAULT_ATTRIBUTES) -> list[dict]:
+    """The built-in training texts of ``attributes`` as ``{text, attribute, label}``."""
+    unknown = [a for a in attributes if a not in BUILTIN]
+    if unknown or not attributes:
+        raise ValueError(f"attributes: the built-in ones are {', '.join(BUILTIN)}, got {list(attributes)}")
+    rows = []
+    for a in dict.fromkeys(attributes):
+        if a == "sentiment":
+            s = corpus.sentiment_texts()
+            rows += [dict(text=t, attribute=a, label="positive") for t in s["positive"]]
+            # negatives: as many negative as neutral sentences, interleaved so any prefix is balanced
+            rows += [dict(text=t, attribute=a, label="negative") for pair in zip(s["negative"], s["neutral"])
+                     for t in pair]
+        else:
+            texts = corpus.food_texts() if a == "food" else corpus.space_texts()
+            rows += [dict(text=t, attribute=a, label="positive") for t in texts[a]]
+            rows += [dict(text=t, attribute=a, label="negative") for t in texts["other"]]
     return rows
 
 

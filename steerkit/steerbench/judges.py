@@ -5,6 +5,7 @@
 * ``food``: food words per 10 words of the text, from ``FOOD_WORDS``. The list was written for the
   judge, apart from the training texts (``corpus``), as the words a reader would take as talk of food;
   it is matched on lower-cased word forms with a plural ``s``/``es`` stripped.
+* ``space``: night-sky and spaceflight words per 10 words, from ``SPACE_WORDS``, written the same way.
 """
 from __future__ import annotations
 
@@ -31,6 +32,18 @@ turkey vanilla vegetable vinegar waffle wine yogurt zucchini ate bite bites chew
 delicious flavor flavour taste tasted dine dined dining
 """.split())
 
+# Written for the judge, apart from the training texts: words a reader takes as talk of the night sky or
+# spaceflight. Words with everyday senses the other topics use (sun, sky, star, launch, mission,
+# station, space alone) are left out.
+SPACE_WORDS = frozenset("""
+astronaut astronauts astronomy astronomer astronomers astronomical asteroid asteroids astrophysics aurora
+auroras booster capsule comet comets constellation constellations cosmic cosmonaut cosmos crater craters
+eclipse eclipses exoplanet galaxies galaxy gravity jupiter lunar mars mercury meteor meteorite meteors
+milky moon moons nasa nebula neptune observatory orbit orbital orbiting orbits planet planetarium planetary
+planets pluto probe rocket rockets satellite satellites saturn solar spacecraft spaceflight spaceport
+spacesuit spacewalk stargazing starlight supernova telescope telescopes universe uranus venus zodiac
+""".split())
+
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -41,13 +54,23 @@ def _stem(word: str) -> str:
     return word
 
 
-def food(texts: list[str]) -> list[float]:
-    """Food words per 10 words of each text (0 for an empty text)."""
+def _per_ten_words(texts: list[str], words: frozenset, stem) -> list[float]:
     out = []
     for t in texts:
-        words = _WORD.findall(t.lower())
-        out.append(10.0 * sum(_stem(w) in FOOD_WORDS for w in words) / len(words) if words else 0.0)
+        found = _WORD.findall(t.lower())
+        out.append(10.0 * sum(stem(w) in words for w in found) / len(found) if found else 0.0)
     return out
+
+
+def food(texts: list[str]) -> list[float]:
+    """Food words per 10 words of each text (0 for an empty text)."""
+    return _per_ten_words(texts, FOOD_WORDS, _stem)
+
+
+def space(texts: list[str]) -> list[float]:
+    """Night-sky and spaceflight words per 10 words of each text (0 for an empty text); the list holds
+    its plurals itself, so no stemming."""
+    return _per_ten_words(texts, SPACE_WORDS, lambda w: w)
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +89,7 @@ def sentiment(texts: list[str]) -> list[float]:
     return [float(judge.polarity_scores(t)["compound"]) for t in texts]
 
 
-JUDGES = {"sentiment": sentiment, "food": food}
+JUDGES = {"sentiment": sentiment, "food": food, "space": space}
 
 
 def load_judge(spec: str, where: str = "--judge") -> tuple[str, object]:

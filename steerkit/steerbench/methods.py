@@ -28,6 +28,7 @@ from .config import METHODS, VECTOR_METHODS  # noqa: F401  (METHODS: the names, 
 PROMPTS = {
     "sentiment": "Here is a cheerful, happy, upbeat story.\n\n",
     "food": "Here is a story about food, cooking and eating.\n\n",
+    "space": "Here is a story about the night sky, planets and spaceflight.\n\n",
 }
 
 

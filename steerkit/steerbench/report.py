@@ -84,6 +84,17 @@ def markdown(result: BenchResult) -> str:
                 "", "| method | " + " | ".join(places) + " | chosen |", "|---|" + "---|" * (len(places) + 1)]
         for m, row in choice["score"].items():
             out.append(f"| {NAMES[m]} | " + " | ".join(f"{row[p]:.2f}" for p in places) + f" | {choice['chosen'][m]} |")
+    pairs = [(m, a, k) for m in s["methods"] for a in result.attributes for k in summary[f"{m}/{a}"]
+             if k.startswith("retention with ")]
+    if pairs:
+        out += ["", "### Each pair steered at once, the third left unsteered: the share of its shift alone each keeps, "
+                "per seed", "",
+                "| method | attribute | steered with | " + " | ".join(f"seed {sd}" for sd in seeds) + " | all ≥ 0.9 |",
+                "|---|---|---|" + "---|" * (len(seeds) + 1)]
+        for m, a, k in pairs:
+            per = summary[f"{m}/{a}"][k]["per_seed"]
+            out.append(f"| {NAMES[m]} | {a} | {k.removeprefix('retention with ')} | " + " | ".join(f"{x:.2f}" for x in per)
+                       + f" | {'yes' if all(x >= 0.9 for x in per) else '**no**'} |")
     goal = goal_rows(result)
     if goal:
         held = sum(r[5] for r in goal)

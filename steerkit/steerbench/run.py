@@ -16,6 +16,7 @@ attribute's shift when both are steered together, against each alone).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import statistics
 import time
@@ -42,9 +43,9 @@ class Point:
 
     seed: int
     method: str
-    attribute: str            # the attribute steered ("both": every attribute at once)
+    attribute: str            # the attribute steered ("both": every attribute at once; "a+b": a pair)
     strength: float | list    # a number, or one per attribute for "both"
-    kind: str                 # "sweep", "calibrated", "carrying" or "both"
+    kind: str                 # "sweep", "calibrated", "carrying", "pair" or "both"
     judge: dict               # attribute -> shift of its judge's mean score
     dnll: float               # shift of the mean NLL per token under the unsteered model
     distinct3: float
@@ -228,6 +229,10 @@ def _one_seed(r: Runner, result: BenchResult, d: Draw, pool_rows, prompts, log, 
         specs = [spec for k, (a, c) in enumerate(zip(attrs, calibrated)) for spec in (
             (m, a, c, "calibrated", Job(prompts, only(k, c))),
             (m, a, c, "carrying", Job(d.carrying[a], only(k, c), carrying=True)))]
+        if len(attrs) > 2:  # each pair at once, the others unsteered
+            for i, j in itertools.combinations(range(len(attrs)), 2):
+                mix = [c if k in (i, j) else 0.0 for k, c in enumerate(calibrated)]
+                specs.append((m, f"{attrs[i]}+{attrs[j]}", mix, "pair", Job(prompts, mix)))
         if len(attrs) > 1:
             specs.append((m, "both", calibrated, "both", Job(prompts, list(calibrated))))
         points(specs, v)
@@ -319,6 +324,11 @@ def _spread(values: list[float]) -> dict:
                 per_seed=values)
 
 
+def _kept(together: Point, alone: Point, attribute: str) -> float:
+    """The share of its shift alone that ``attribute`` keeps when steered together with others."""
+    return together.judge[attribute] / alone.judge[attribute] if alone.judge[attribute] > 1e-9 else 0.0
+
+
 def summarize(result: BenchResult) -> dict:
     """Per method and attribute: frontier at each budget, calibrated strength, interference,
     selectivity, all attributes at once and the share of the alone shift kept there (retention),
@@ -349,7 +359,11 @@ def summarize(result: BenchResult) -> dict:
             if both:
                 row["both_target"] = _spread([both[sd].judge[a] for sd in seeds])
                 # the share of its alone shift an attribute keeps when every attribute is steered at once
-                row["retention"] = _spread([both[sd].judge[a] / cal[sd].judge[a] if cal[sd].judge[a] > 1e-9 else 0.0
-                                            for sd in seeds])
+                row["retention"] = _spread([_kept(both[sd], cal[sd], a) for sd in seeds])
+            for o in others:  # each pair at once (three attributes or more)
+                pair = {p.seed: p for p in result.points if p.method == m and p.kind == "pair"
+                        and set(p.attribute.split("+")) == {a, o}}
+                if pair:
+                    row[f"retention with {o}"] = _spread([_kept(pair[sd], cal[sd], a) for sd in seeds])
             out[f"{m}/{a}"] = row
     return out
