@@ -1,8 +1,10 @@
 """The benchmark: every method over a strength sweep on one model, judged, over several data seeds.
 
-Per data seed: activations of the drawn training texts at (site, layer); each method's vectors from
+Per data seed: activations of the drawn training texts at each method's place (one (site, layer) for
+all, or each method's own, chosen first on a development split: ``place``); each method's vectors from
 them; greedy continuations of held-out neutral prompts, unsteered and steered toward each attribute at
-each strength. From the sweep, per method and attribute:
+each strength, in a few batched ``generate`` calls (``runner``). From the sweep, per method and
+attribute:
 
 * the **frontier**: the most judge shift reached within a fluency budget (ΔNLL per token under the
   unsteered model), along the sweep taken as a piecewise-linear curve from the unsteered point;
@@ -10,8 +12,9 @@ each strength. From the sweep, per method and attribute:
 
 At the calibrated strength each method is run once more to measure, at a matched fluency cost:
 **interference** (how far the other attribute's judge moves), **selectivity** (the share of tokens
-changed in continuations of prompts that already carry the attribute) and **both at once** (each
-attribute's shift when both are steered together, against each alone).
+changed in continuations of prompts that already carry the attribute) and **all at once** (each
+attribute's shift when every attribute is steered together, and with three or more each pair, against
+each alone: the retention).
 """
 from __future__ import annotations
 
@@ -249,9 +252,9 @@ def point_key(seed: int, method: str, attribute: str, strength, kind: str) -> st
 
 
 class Progress:
-    """``progress.jsonl`` in the output folder: a header line (model, settings, attributes), then one
-    line per point as soon as it is measured, flushed, so stopping a run loses at most the point in
-    progress. ``resume=True`` takes the points of a file with the same header; a header that differs
+    """``progress.jsonl`` in the output folder: a header line (model, settings, attributes, a digest of
+    the texts), the development split's choice of places when there is one, then one line per point
+    as soon as its batch is measured, flushed, so stopping a run loses at most the batch in progress. ``resume=True`` takes the points of a file with the same header; a header that differs
     is refused, since those points measured something else."""
 
     NAME = "progress.jsonl"
