@@ -192,10 +192,10 @@ def _bench_steer_args(p) -> None:
                    help=f"fluency budget for the calibrated strength, nats per token (default {d.calibration_budget})")
     p.add_argument("--quick", action="store_true", help="one seed, mean difference and MAT-Steer only, 8 prompts, 2 strengths, short training (CI)")
     p.add_argument("-o", "--out", required=True, help="folder for result.json, report.md, plot.png and the "
-                   "calibrated MAT-Steer vectors (vectors.safetensors); progress.jsonl there gets every point as "
-                   "it is measured")
+                   "calibrated MAT-Steer vectors (vectors.safetensors); progress.jsonl there gets each batch of "
+                   "points as it is measured")
     p.add_argument("--resume", action="store_true", help="take the points of an earlier run's progress.jsonl in --out "
-                   "(same model and settings) instead of measuring them again")
+                   "(same model, settings and data) instead of measuring them again")
     _device_arg(p)
 
 

@@ -208,7 +208,6 @@ class Checkpoint:
     gguf: str | None
     config: object
     tokenizer: object
-    what: str = "--model"
 
     @property
     def model_type(self) -> str | None:
@@ -270,7 +269,7 @@ def open_checkpoint(path: str | Path, what: str = "--model") -> Checkpoint:
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         _restore_rope_theta(config, folder)
         tok = _tokenizer(folder, {})
-    return Checkpoint(folder, gguf, config, tok, what)
+    return Checkpoint(folder, gguf, config, tok)
 
 
 def load_model(path: str | Path, dtype=None, device: str | None = None, what: str = "--model"):
