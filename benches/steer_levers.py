@@ -58,9 +58,13 @@ class Draw:
 
 
 def _mat(acts, seed, **overrides):
+    """MAT-Steer from the recipe these levers were measured against: the scaled recipe as it stood
+    before them (100 epochs, norm preservation at inference); each lever names what it changes. The
+    default chosen from them (20 epochs, no norm preservation at inference) is ``mat_no_norm_preserve``."""
     from steerkit.mat import MATConfig, train
 
-    return train(acts, replace(MATConfig(), seed=seed, **overrides), progress=False)
+    base = replace(MATConfig(), epochs=100, steer_norm_preserve=True)
+    return train(acts, replace(base, seed=seed, **overrides), progress=False)
 
 
 def _only(v):
@@ -115,7 +119,7 @@ def _spread(draw: Draw, build):
 
 LEVERS = {
     "mean_diff": ("mean difference (the baseline)", lambda d: _mean_diff(d.acts(), d.seed)),
-    "mat": ("MAT-Steer, steerkit default (100 epochs)", lambda d: _mat(d.acts(), d.seed)),
+    "mat": ("MAT-Steer, the earlier default (100 epochs, norm preserved)", lambda d: _mat(d.acts(), d.seed)),
     "mat_20_epochs": ("default, 20 epochs", lambda d: _mat(d.acts(), d.seed, epochs=20)),
     "mat_no_ortho": ("default, no orthogonality term (20 epochs)",
                      lambda d: _mat(d.acts(), d.seed, epochs=20, lambda_ortho=0.0)),
@@ -126,7 +130,7 @@ LEVERS = {
     "mat_gates_md_theta": ("MAT-Steer's gates on the mean difference's θ, no norm preservation (20 epochs)",
                            lambda d: _as(_mat(d.acts(), d.seed, epochs=20), norm_preserve=False,
                                          theta=_only(_mean_diff(d.acts(), d.seed)).theta)),
-    "mat_no_norm_preserve": ("default, no norm preservation at inference (20 epochs)",
+    "mat_no_norm_preserve": ("default, no norm preservation at inference (20 epochs; steerkit's default now)",
                              lambda d: _as(_mat(d.acts(), d.seed, epochs=20), norm_preserve=False)),
     "mat_100_epochs_no_norm_preserve": ("default (100 epochs), no norm preservation at inference",
                                         lambda d: _as(_mat(d.acts(), d.seed), norm_preserve=False)),

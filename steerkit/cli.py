@@ -64,12 +64,15 @@ def _mat_args(p, defaults: bool) -> None:
                    help="scaled: data-derived sigma, warm starts, theta's length fixed, no sparsity term (default); "
                         "paper: the paper's recipe as written")
     p.add_argument("--variant", choices=VARIANTS, default=d(c.variant), help="form of the loss")
-    p.add_argument("--epochs", type=positive_int, default=d(c.epochs), help=f"default {c.epochs}")
+    p.add_argument("--epochs", type=positive_int, default=None,
+                   help="default: from the recipe (20 for scaled, the paper's 100 for paper)")
     p.add_argument("--lr", type=positive_float, default=d(c.lr), help=f"default {c.lr}")
     p.add_argument("--sigma", type=positive_float, default=None, help="MMD kernel width (default: from the recipe)")
     p.add_argument("--mmd-edit", choices=MMD_EDITS, default=None,
                    help="vectors that edit an attribute's negatives in its MMD: own or all (default: from the recipe)")
-    p.add_argument("--no-norm-preserve", action="store_true", help="do not rescale edited activations to their norm")
+    p.add_argument("--no-norm-preserve", action="store_true",
+                   help="do not rescale edited activations to their norm in training (the scaled recipe's vectors "
+                        "steer without it anyway; the paper's keep it unless this is given)")
     p.add_argument("--seed", type=int, default=c.seed)
 
 

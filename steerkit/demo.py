@@ -161,12 +161,12 @@ def run(model_path=None, data=None, site: str | None = None, layer: int | None =
     # measured on the toy (issue 17): the paper's lr 1e-3 needs about 20 epochs here (30 s). Shorter runs
     # were weaker: 10 epochs at lr 2e-3 moved formality +28 points on seed 0; 4 epochs at lr 1e-2, with
     # every vector editing every attribute's negatives, moved the other attribute on 3 of 5 toys.
-    cfg = config or mat.MATConfig(epochs=20, seed=seed)
+    cfg = config or mat.MATConfig(seed=seed)  # the scaled recipe's 20 epochs
     log(f"collecting activations at {site} layer {layer} ...")
     acts = mat.collect_activations(model, tok, examples, site=site, layer=layer,
                                    cache_dir=cache_dir() / "activations", progress=False)
     log(f"  {acts}")
-    log(f"training MAT-Steer ({cfg.recipe} recipe, {cfg.epochs} epochs) ...")
+    log(f"training MAT-Steer ({cfg.recipe} recipe, {cfg.resolved_epochs()} epochs) ...")
     t0 = time.perf_counter()
     vecs = mat.train(acts, cfg, progress=False)
     terms = ", ".join(f"{k} {v:.3g}" for k, v in vecs.provenance["final_loss"].items())

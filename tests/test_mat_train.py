@@ -53,7 +53,8 @@ def test_provenance_history_and_round_trip(tmp_path):
     p = vecs.provenance
     assert p["method"] == "mat-steer" and p["data_hash"] == "abc" and p["model_type"] == "llama"
     assert p["config"]["epochs"] == 2 and p["sigma"] > 0 and p["final_loss"] == history[-1]
-    assert vecs.attributes == acts.attributes and vecs.norm_preserve and vecs.gate_mode == "sigmoid"
+    # the scaled recipe's vectors steer without norm preservation; the paper's keep it
+    assert vecs.attributes == acts.attributes and not vecs.norm_preserve and vecs.gate_mode == "sigmoid"
     vecs.save(tmp_path / "v.safetensors")
     loaded = type(vecs).load(tmp_path / "v.safetensors")
     assert torch.equal(loaded[("block_out", 3)].theta, vecs[("block_out", 3)].theta)
@@ -116,5 +117,10 @@ def test_own_edit_keeps_the_directions_apart_where_every_vector_pulls_them_toget
 
 def test_mmd_edit_follows_the_recipe():
     assert MATConfig().resolved_mmd_edit() == "own" and MATConfig.paper().resolved_mmd_edit() == "all"
+    assert (MATConfig().resolved_epochs(), MATConfig.paper().resolved_epochs(), MATConfig(epochs=3).resolved_epochs()) \
+        == (20, 100, 3)
+    assert not MATConfig().resolved_steer_norm_preserve() and MATConfig.paper().resolved_steer_norm_preserve()
+    assert not MATConfig.paper(norm_preserve=False).resolved_steer_norm_preserve()
+    assert MATConfig(steer_norm_preserve=True).resolved_steer_norm_preserve()
     assert MATConfig(recipe="paper").resolved_mmd_edit() == "all"
     assert MATConfig(mmd_edit="all").resolved_mmd_edit() == "all"

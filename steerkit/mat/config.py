@@ -17,7 +17,12 @@ class MATConfig:
     and, measured on SmolLM2-135M (issue 27), each θ kept at its warm start's length with no sparsity
     term (λ_sparse = 0): with θ free, the loss trades gate for length (θ grew to 8× the mean
     difference while the gates fell to 0.15), and the sparsity term shut the gates on the neutral text
-    users steer. ``MATConfig.paper()`` is the paper's recipe unchanged (λ_sparse = 0.9, θ free)."""
+    users steer. Measured on SmolLM2-135M and Gemma 3 270M on the benchmark's development split (issue
+    37, ``benches/steer_levers.py``), the scaled recipe also trains 20 epochs (4-5x faster, the same
+    frontier within noise) and its vectors steer without norm preservation (training still edits with
+    it): rescaling each steered row to its old norm took back part of every attribute's shift when
+    several were steered at once. ``MATConfig.paper()`` is the paper's recipe unchanged (λ_sparse =
+    0.9, θ free, 100 epochs, norm preservation in training and at inference)."""
 
     recipe: str = "scaled"
     variant: str = "paper"            # loss form: "paper" or "released" (see steerkit.mat.losses)
@@ -26,13 +31,15 @@ class MATConfig:
     lambda_sparse: float | None = None  # None: 0.9 (the paper's) for the paper recipe, 0 for scaled
     lambda_ortho: float = 0.1
     lr: float = 1e-3
-    epochs: int = 100
+    epochs: int | None = None         # None: 20 for the scaled recipe, the paper's 100 for paper
     batch_pos: int = 16
     batch_neg: int = 16
     steps_per_epoch: int | None = None  # None: one pass over the largest positive or negative set
     mmd_edit: str | None = None       # which vectors edit attribute t's negatives in its MMD: "own" (θ_t) or
                                       # "all"; None: "own" for the scaled recipe, "all" (the paper's f) for paper
-    norm_preserve: bool = True
+    norm_preserve: bool = True        # rescale edited rows to their old norm in training's MMD term
+    steer_norm_preserve: bool | None = None  # the trained vectors' own flag (how they steer at inference);
+                                             # None: off for the scaled recipe, ``norm_preserve`` for paper
     fix_theta_norm: bool | None = None  # keep each θ at its warm start's length, only its direction learns;
                                         # None: on for the scaled recipe, off for paper
     seed: int = 0
@@ -49,6 +56,14 @@ class MATConfig:
     def resolved_fix_theta_norm(self) -> bool:
         return self.fix_theta_norm if self.fix_theta_norm is not None else self.recipe == "scaled"
 
+    def resolved_epochs(self) -> int:
+        return self.epochs if self.epochs is not None else (100 if self.recipe == "paper" else 20)
+
+    def resolved_steer_norm_preserve(self) -> bool:
+        if self.steer_norm_preserve is not None:
+            return self.steer_norm_preserve
+        return self.norm_preserve and self.recipe == "paper"
+
     def resolved_mmd_edit(self) -> str:
         return self.mmd_edit or ("all" if self.recipe == "paper" else "own")
 
@@ -63,7 +78,9 @@ class MATConfig:
             raise ValueError(f"lambda_sparse must be >= 0 or None, got {self.lambda_sparse}")
         if self.sigma is not None and not self.sigma > 0:
             raise ValueError(f"sigma must be > 0 or None, got {self.sigma}")
-        for name in ("epochs", "batch_pos", "batch_neg"):
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1 or None, got {self.epochs}")
+        for name in ("batch_pos", "batch_neg"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

@@ -194,7 +194,7 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
     edit_strength = (1.0 if cfg.resolved_mmd_edit() == "all" else
                      torch.eye(k, device=device).repeat_interleave(cfg.batch_neg, dim=0))
     history = history if history is not None else []
-    bar = progress_bar(range(cfg.epochs), desc="MAT-Steer", enabled=progress, unit="epoch")
+    bar = progress_bar(range(cfg.resolved_epochs()), desc="MAT-Steer", enabled=progress, unit="epoch")
     for _ in bar:
         idx_p = [_epoch_batches(len(p), cfg.batch_pos, steps, gen) for p in pos]
         idx_n = [_epoch_batches(len(n), cfg.batch_neg, steps, gen) for n in neg]
@@ -225,4 +225,4 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
                       config=asdict(cfg), sigma=sigma, mmd_edit=cfg.resolved_mmd_edit(), final_loss=history[-1], steerkit=__version__)
     return SteeringVectors.from_tensors(theta.detach().cpu(), acts.site, acts.layer, gate_w=gate_w.detach().cpu(),
                                         gate_b=gate_b.detach().cpu(), attributes=list(attrs),
-                                        norm_preserve=cfg.norm_preserve, provenance=provenance)
+                                        norm_preserve=cfg.resolved_steer_norm_preserve(), provenance=provenance)
