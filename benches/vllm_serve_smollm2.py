@@ -38,6 +38,10 @@ def main() -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     from steerkit import hf
+    from steerkit.vectors import SteeringVectors
+
+    # sentiment at the benchmark's calibrated strength (the file's suggested one, to one decimal), food off
+    sentiment = round(float(SteeringVectors.load(VECTORS).provenance["suggested_strength"][0]), 1)
     root = Path(tempfile.mkdtemp(prefix="steerkit-serve-"))
     model, tok = hf.load_model("smollm2")
     folder = hf.save_model(model, tok, root / "smollm2")
@@ -63,7 +67,7 @@ def main() -> int:
         base = {"model": "smollm2", "messages": [{"role": "user", "content": QUESTION}], "max_tokens": args.max_tokens,
                 "temperature": 0}
         runs = {"unsteered": base,
-                "steered": {**base, "vllm_xargs": {"steerkit_vectors": "tone", "steerkit_strength": [4.6, 0.0]}}}
+                "steered": {**base, "vllm_xargs": {"steerkit_vectors": "tone", "steerkit_strength": [sentiment, 0.0]}}}
         answers = {}
         for name, body in runs.items():
             answers[name] = _post(port, body)["choices"][0]["message"]["content"]

@@ -222,7 +222,8 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
 
     provenance = dict(acts.provenance)
     provenance.update(method="mat-steer", site=acts.site, layer=acts.layer, tokens=acts.tokens,
-                      config=asdict(cfg), sigma=sigma, mmd_edit=cfg.resolved_mmd_edit(), final_loss=history[-1], steerkit=__version__)
+                      config=asdict(cfg), sigma=sigma, mmd_edit=cfg.resolved_mmd_edit(), epochs=cfg.resolved_epochs(),
+                      final_loss=history[-1], steerkit=__version__)
     return SteeringVectors.from_tensors(theta.detach().cpu(), acts.site, acts.layer, gate_w=gate_w.detach().cpu(),
                                         gate_b=gate_b.detach().cpu(), attributes=list(attrs),
                                         norm_preserve=cfg.resolved_steer_norm_preserve(), provenance=provenance)
