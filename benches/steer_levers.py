@@ -54,7 +54,10 @@ class Draw:
     def spread_layers(self) -> list[int]:
         """Three layers around the main one: a quarter, 40% and 55% of the depth (the 40% one is the
         default place)."""
-        return sorted({min(self.num_layers - 1, int(f * self.num_layers)) for f in (0.25, 0.4, 0.55)} | {self.layer})
+        from steerkit.steerbench.place import DEPTHS
+
+        shares = [f for f in DEPTHS if f <= 0.55]  # place's candidates up to 55% of the depth
+        return sorted({min(self.num_layers - 1, int(f * self.num_layers)) for f in shares} | {self.layer})
 
 
 def _mat(acts, seed, **overrides):
@@ -72,28 +75,25 @@ def _only(v):
     return v[next(iter(v))]
 
 
-def _as(v, gate=True, norm_preserve=None, theta=None):
-    """``v`` with its gates dropped, its norm preservation set, or its θ replaced."""
+def _as(v, gate=True, norm_preserve=None, theta=None, gate_b=None):
+    """``v`` with its gates dropped, its norm preservation set, its θ or its gate bias replaced."""
     from steerkit.vectors import Entry, SteeringVectors
 
     e = _only(v)
-    entry = Entry(e.theta.clone() if theta is None else theta.clone(),
-                  e.gate_w if gate else None, e.gate_b if gate else None)
+    entry = Entry(e.theta.clone() if theta is None else theta.clone(), e.gate_w if gate else None,
+                  (e.gate_b if gate_b is None else gate_b) if gate else None)
     return SteeringVectors({next(iter(v)): entry}, v.attributes, v.gate_mode if gate else "none",
                            v.norm_preserve if norm_preserve is None else norm_preserve, v.provenance)
 
 
 def _open_bias(acts, v, q: float = 0.8):
     """Each gate's bias moved so that the median gate over its attribute's negative tokens is ``q``."""
-    from steerkit.vectors import Entry, SteeringVectors
-
     e = _only(v)
     b = e.gate_b.clone()
     for k, a in enumerate(v.attributes):
         logit = acts.neg[a].float() @ e.gate_w[k].float() + float(e.gate_b[k])
         b[k] += math.log(q / (1 - q)) - float(logit.median())
-    return SteeringVectors({next(iter(v)): Entry(e.theta, e.gate_w, b)}, v.attributes, v.gate_mode, v.norm_preserve,
-                           v.provenance)
+    return _as(v, gate_b=b)
 
 
 def _mean_diff(acts, seed):
