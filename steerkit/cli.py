@@ -15,8 +15,8 @@ import time
 import warnings
 from pathlib import Path
 
-from .focus.config import PER_EXAMPLE, FocusTrainConfig, LoraSettings
-from .focus.templates import FOCUS_TYPES
+from .focus.config import PER_EXAMPLE, SELECT, FocusTrainConfig, LoraSettings
+from .focus.templates import FOCUS_TYPES, PRETTY
 from .mat.config import MMD_EDITS, RECIPES, VARIANTS, MATConfig
 from .sites import SITES
 
@@ -254,6 +254,9 @@ def _fit_args(p) -> None:
     p.add_argument("--eval-every", type=positive_int, default=None, help="steps between validations (default: each epoch)")
     p.add_argument("--patience", type=_number(int, 0, False, "an integer >= 0"), default=c.patience,
                    help="validations without improvement; 0: never stop")
+    p.add_argument("--select", choices=SELECT, default=c.select,
+                   help="what the checkpoint kept and early stopping follow: the validation focus accuracy (the loss "
+                        "breaking ties; default) or the validation loss alone")
     # --lora-r: under torchrun, whose own parser reads a bare --r as an abbreviation of its options
     p.add_argument("--r", "--lora-r", dest="r", type=positive_int, default=lo.r, help="LoRA rank")
     p.add_argument("--alpha", type=positive_float, default=lo.alpha, help="LoRA alpha")
@@ -535,8 +538,8 @@ def _fit(args) -> int:
     config = FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               grad_accum=args.grad_accum, max_length=args.max_length,
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
-                              patience=args.patience or None, seed=args.seed, progress=not args.quiet,
-                              device=_device(args))
+                              patience=args.patience or None, select=args.select, seed=args.seed,
+                              progress=not args.quiet, device=_device(args))
     config.check()
     from . import focus
     from .hf import load_model
@@ -559,11 +562,21 @@ def _fit(args) -> int:
         print(f"steerkit fit: warning: {problem}", file=sys.stderr)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=focus.FocusDataWarning)  # said above, once
+        warnings.filterwarnings("ignore", category=focus.FocusTrainingWarning)  # said below, once
         result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
     if not first:
         return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s; best validation loss {result.best_val_loss:.4f}")
+    print(f"trained {result.steps} steps in {result.seconds:.0f} s; validation loss of the kept checkpoint "
+          f"{result.best_val_loss:.4f}")
+    if result.val_focus is not None:
+        v = result.val_focus
+        print("validation focus accuracy " + ", ".join(f"{PRETTY[t]} {a:.2f}" for t, a in v.per_type.items())
+              + (f"; on the {v.disagreeing} prompts whose features disagree: core family {v.core_disagreeing:.2f}"
+                 if v.core_disagreeing is not None else "")
+              + (f", spurious family {v.spurious_disagreeing:.2f}" if v.spurious_disagreeing is not None else ""))
+    for p in result.problems:
+        print(f"steerkit fit: warning: {p}", file=sys.stderr)
     print(f"adapter written to {args.output} (load it with peft.PeftModel.from_pretrained)")
     return 0
 

@@ -67,6 +67,8 @@ class SeedRun:
     reports: dict[str, focus.FocusReport]  # method -> its report
     seconds: dict = field(default_factory=dict)
     val_loss: dict = field(default_factory=dict)
+    val_focus: dict = field(default_factory=dict)  # method -> the kept checkpoint's validation focus metrics
+    steps: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -127,7 +129,8 @@ class ModelFocusReport:
     def to_dict(self) -> dict:
         return dict(model=self.model, recipe=asdict(self.recipe), targets=self.targets(),
                     runs={seed: dict(reports={m: rep.to_dict() for m, rep in r.reports.items()}, seconds=r.seconds,
-                                     val_loss=r.val_loss) for seed, r in self.runs.items()})
+                                     val_loss=r.val_loss, val_focus=r.val_focus, steps=r.steps)
+                          for seed, r in self.runs.items()})
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """fit_<name>.json, .md and the radar plot (when matplotlib imports) in ``out``."""
@@ -175,6 +178,9 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
             t0 = time.perf_counter()
             result = focus.train(base, tok, records, lora=recipe.lora(), config=recipe.config(seed, progress))
             run_.seconds[method], run_.val_loss[method] = time.perf_counter() - t0, result.best_val_loss
+            run_.steps[method] = result.steps
+            if result.val_focus is not None:
+                run_.val_focus[method] = result.val_focus.metrics()
             run_.reports[method] = focus.evaluate(result.model, tok, tests, batch_size=32)
             log(f"seed {seed}, {method}: trained in {run_.seconds[method]:.0f} s; flipped "
                 + ", ".join(f"{focus.templates.PRETTY[t]} {a:.2f}"

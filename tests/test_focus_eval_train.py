@@ -1,5 +1,6 @@
 """FIT scoring against a hand-computed case, the report, and LoRA training: loss on the target only,
 seeded, and a saved adapter that PEFT reloads to the same predictions."""
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -120,7 +121,8 @@ def test_lora_training_learns_saves_and_reloads_with_peft(tok, tmp_path):
     test = focus.build_focus_dataset(fc.examples(20, 0.5, seed=3), fc.TASK, focus_types=["focus_s"],
                                      per_example="all")
     base_params = {k: v.clone() for k, v in _tiny_llama(tok).state_dict().items()}
-    cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None)
+    cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None,
+                                 select="loss")
     result = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=4, alpha=8), config=cfg,
                          output_dir=tmp_path / "adapter")
     model = result.model
@@ -251,3 +253,58 @@ def test_scoring_on_label_rows_only_equals_scoring_from_full_logits(tok, family)
     full = focus.score_choices(_LogitsOnly(model), tok, records, batch_size=5)
     flat = lambda rows: [v for row in rows for v in row]  # noqa: E731
     assert flat(lean) == pytest.approx(flat(full), abs=1e-4)
+
+
+def test_the_checkpoint_kept_follows_the_validation_focus_accuracy_and_a_model_at_chance_is_named(tok):
+    records = focus.build_focus_dataset(fc.examples(40, 0.8, seed=2), fc.TASK, per_example=2, per_disagreeing="all",
+                                        seed=0)
+    mixed_val = focus.build_focus_dataset(fc.examples(12, 0.5, seed=5), fc.TASK, per_example="all", seed=0)
+    cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None,
+                                 eval_every=2)
+    result = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg)
+    hist = result.val_focus_history
+    assert len(hist) == len([h for h in result.history if "eval_loss" in h]) >= 3
+    best = max(hist, key=lambda h: h["score"])  # the first of equal scores, as the Trainer keeps
+    assert result.best_val_loss == pytest.approx(best["loss"])
+    assert all(h["score"] == pytest.approx(h["focus_accuracy"], abs=1e-4) for h in hist)
+    # the kept checkpoint measured again after training: the score it was kept by
+    assert result.val_focus.mean == pytest.approx(best["focus_accuracy"])
+    # the same measure, computed by hand from the predictions
+    from steerkit.focus.trainer import split_validation
+
+    _, val = split_validation(records, cfg.val_fraction, cfg.seed)
+    preds = focus.predict(result.model, tok, val)
+    for t, acc in result.val_focus.per_type.items():
+        mine = [p == r.target for r, p in zip(val, preds) if r.focus_type == t]
+        assert acc == pytest.approx(sum(mine) / len(mine))
+    spur = [p == r.target for r, p in zip(val, preds)
+            if r.focus_type in focus.SPURIOUS_FAMILY and r.spurious_label != r.label]
+    assert result.val_focus.spurious_disagreeing == (pytest.approx(sum(spur) / len(spur)) if spur else None)
+
+    # an untrained adapter (lr ~ 0) is at chance: said as a FocusTrainingWarning naming the cause
+    still = focus.FocusTrainConfig(epochs=1, lr=1e-12, batch_size=8, progress=False, patience=None, max_length=None)
+    with pytest.warns(focus.FocusTrainingWarning) as caught:
+        frozen = focus.train(_tiny_llama(tok), tok, records, val=mixed_val, lora=focus.LoraSettings(r=2, alpha=4),
+                             config=still)
+    said = [str(w.message) for w in caught if w.category is focus.FocusTrainingWarning]
+    assert frozen.problems and said == frozen.problems
+    # selecting by the loss alone keeps the Trainer's own choice and measures nothing more
+    by_loss = focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4),
+                          config=dataclasses.replace(cfg, select="loss"))
+    assert by_loss.val_focus is None and not by_loss.val_focus_history
+    assert by_loss.best_val_loss == pytest.approx(min(h["eval_loss"] for h in by_loss.history if "eval_loss" in h))
+
+
+def test_validation_problems_name_the_family_and_the_cause():
+    from steerkit.focus.validation import ValidationFocus, problems
+
+    fine = ValidationFocus({"none": 1.0, "focus_s": 0.95}, 1.0, 0.9, 20)
+    assert problems(fine, labels=2) == []
+    mixed = ValidationFocus({"none": 0.62, "focus_s": 0.38}, 0.62, 0.38, 20)
+    (msg,) = problems(mixed, labels=2)
+    assert "spurious family" in msg and "0.38" in msg and "answers by the core" in msg and "--epochs" in msg
+    unlearned = ValidationFocus({"none": 0.5, "focus_c": 0.55, "focus_s": 0.5}, 0.5, 0.5, 20)
+    msgs = problems(unlearned, labels=2)
+    assert "at chance" in msgs[0] and "tokenizes" in msgs[0] and len(msgs) == 3
+    with pytest.raises(ValueError, match="select: expected one of focus_accuracy, loss"):
+        focus.FocusTrainConfig(select="accuracy").check()

@@ -7,6 +7,7 @@ _DATA = ("FocusExample", "FocusRecord", "FocusTask", "build_focus_dataset", "cor
 _NAMES = {**{n: ".data" for n in _DATA},
           **{n: ".evaluation" for n in ("FocusReport", "evaluate", "predict", "score_choices")},
           **{n: ".templates" for n in ("CORE_FAMILY", "FOCUS_TYPES", "SPURIOUS_FAMILY")},
-          "FocusTrainConfig": ".config", "LoraSettings": ".config", "FocusTrainResult": ".trainer", "train": ".trainer"}
+          "FocusTrainConfig": ".config", "LoraSettings": ".config", "FocusTrainResult": ".trainer", "FocusTrainingWarning": ".trainer",
+          "train": ".trainer"}
 __getattr__, __dir__ = lazy(__name__, _NAMES)
 __all__ = list(_NAMES)

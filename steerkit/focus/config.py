@@ -52,6 +52,9 @@ PER_EXAMPLE = 2
 PER_DISAGREEING = "all"
 
 
+SELECT = ("focus_accuracy", "loss")
+
+
 @dataclass(frozen=True)
 class FocusTrainConfig:
     epochs: float = 3.0
@@ -66,6 +69,11 @@ class FocusTrainConfig:
     val_fraction: float = 0.1  # held out from the training records when no validation set is given
     eval_every: int | None = None  # steps between validations; None: once per epoch
     patience: int | None = 3  # validations without improvement before stopping; None: never stop early
+    # what the checkpoint kept and early stopping follow: "focus_accuracy" (the validation records' focus
+    # accuracy, mean over their focus types; the loss breaks ties) or "loss" (the validation loss alone).
+    # The loss falls once the labels are learned while a family of focus types can still be at chance
+    # (focus.validation; on Gemma 3 270M, README)
+    select: str = "focus_accuracy"
     seed: int = 0
     progress: bool = True
     label_only_loss: bool = True  # the LM head sees only the target rows (same loss, no prompt logits)
@@ -95,5 +103,7 @@ class FocusTrainConfig:
             raise ValueError(f"eval_every must be >= 1 or None, got {self.eval_every}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {self.patience}")
+        if self.select not in SELECT:
+            raise ValueError(f"select: expected one of {', '.join(SELECT)}, got {self.select!r}")
         if not 0.0 <= self.warmup < 1.0:
             raise ValueError(f"warmup must be a fraction in [0, 1), got {self.warmup}")

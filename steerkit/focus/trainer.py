@@ -1,6 +1,7 @@
 """Focus training: LoRA adapters (PEFT, so they load anywhere PEFT does) trained with the Hugging Face
 Trainer (so ``accelerate launch`` / ``torchrun`` multi-GPU runs work unchanged), with the loss on the
-target tokens only and early stopping on the validation loss."""
+target tokens only; the checkpoint kept, and early stopping, follow the validation focus accuracy
+(``focus.validation``), or the validation loss where the config says so."""
 from __future__ import annotations
 
 import contextlib
@@ -24,17 +25,28 @@ from .config import FocusTrainConfig, LoraSettings
 from .data import FocusDataWarning, FocusRecord, load_records, spurious_family_problem
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import causal_lm, label_only_loss
+from . import validation
+from .validation import ValidationFocus
 
 log = logging.getLogger("steerkit.focus")
+
+
+class FocusTrainingWarning(UserWarning):
+    """A focus-tuned model that does not follow its focus instructions on the validation records."""
 
 
 @dataclass
 class FocusTrainResult:
     model: object  # the PeftModel, with the best validation checkpoint loaded
     history: list[dict] = field(default_factory=list)  # the Trainer's log: train loss, eval_loss per step
-    best_val_loss: float | None = None
+    best_val_loss: float | None = None  # the validation loss of the checkpoint kept
     steps: int = 0
     seconds: float = 0.0
+    # per evaluation: step, epoch, validation loss and focus accuracy (per type and per family on the
+    # prompts whose features disagree); empty when the config selects by loss alone
+    val_focus_history: list[dict] = field(default_factory=list)
+    val_focus: ValidationFocus | None = None  # the kept checkpoint's, measured after training
+    problems: list[str] = field(default_factory=list)  # focus.validation.problems of val_focus
 
     def save(self, path: str | Path, tokenizer=None, extra: dict | None = None) -> Path:
         """The adapter as an ordinary PEFT folder, plus ``steerkit_focus.json`` with the run's log."""
@@ -42,7 +54,9 @@ class FocusTrainResult:
         self.model.save_pretrained(str(path))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
-        info = dict(history=self.history, best_val_loss=self.best_val_loss, steps=self.steps, seconds=self.seconds)
+        info = dict(history=self.history, best_val_loss=self.best_val_loss, steps=self.steps, seconds=self.seconds,
+                    val_focus_history=self.val_focus_history, problems=self.problems,
+                    val_focus=None if self.val_focus is None else asdict(self.val_focus))
         (path / "steerkit_focus.json").write_text(json.dumps(info | (extra or {}), indent=1, default=str))
         return path
 
@@ -104,6 +118,31 @@ def _trainer_class(label_only: bool):
     return LabelOnlyTrainer
 
 
+def _focus_callback(tok, val, batch_size: int, max_length: int | None):
+    """A Trainer callback that adds the validation focus accuracy (and the selection score) to each
+    evaluation's metrics, before early stopping and the best-checkpoint choice read them; it keeps them
+    in ``.history``. It must come before EarlyStoppingCallback in the Trainer's callbacks."""
+    from transformers import TrainerCallback
+
+    from . import validation
+
+    class FocusAccuracy(TrainerCallback):
+        def __init__(self):
+            self.history: list[dict] = []
+
+        def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+            v = validation.measure(model, tok, val, batch_size, max_length)
+            loss = metrics["eval_loss"]
+            metrics.update({f"eval_{k}": x for k, x in v.metrics().items()})
+            metrics["eval_focus_score"] = validation.selection_score(v.mean, loss)
+            self.history.append(dict(step=state.global_step, epoch=state.epoch, loss=loss,
+                                     score=metrics["eval_focus_score"]) | v.metrics())
+            log.info("steerkit.focus: step %d, validation loss %.4f, focus accuracy %.3f", state.global_step, loss,
+                     v.mean)
+
+    return FocusAccuracy()
+
+
 def wrap_lora(model, lora: LoraSettings, seed: int = 0):
     """``model`` with fresh LoRA adapters (seeded); a PeftModel passes through to train its adapters on."""
     from peft import PeftModel, get_peft_model
@@ -148,19 +187,23 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     total = max(1, int(steps_per_epoch * config.epochs))
     every = config.eval_every or steps_per_epoch
     scratch = _scratch_dir(output_dir, world)
+    by_focus = config.select == "focus_accuracy"
     args = TrainingArguments(
         output_dir=str(scratch), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
         num_train_epochs=config.epochs, learning_rate=config.lr, weight_decay=config.weight_decay,
         warmup_steps=int(config.warmup * total), lr_scheduler_type="linear",
         eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every, save_total_limit=2,
-        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
+        load_best_model_at_end=True, metric_for_best_model="eval_focus_score" if by_focus else "eval_loss",
+        greater_is_better=by_focus,
         logging_steps=max(1, min(every, 50)), report_to="none", seed=config.seed, data_seed=config.seed,
         disable_tqdm=not config.progress, remove_unused_columns=False, dataloader_num_workers=0,
         use_cpu=device == "cpu", prediction_loss_only=True,
     )
     set_seed(config.seed)
-    callbacks = [EarlyStoppingCallback(config.patience)] if config.patience else []
+    focus_cb = _focus_callback(tok, val, config.batch_size, config.max_length) if by_focus else None
+    # the focus callback first: early stopping reads the metric it adds
+    callbacks = [c for c in (focus_cb, config.patience and EarlyStoppingCallback(config.patience)) if c]
     trainer = _trainer_class(config.label_only_loss)(
         model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
         data_collator=pack_batch if packed else (lambda rows: pad_batch(rows, pad)), callbacks=callbacks)
@@ -191,6 +234,14 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
                 fused.remove()  # the returned model is plain PEFT
         result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
                                   trainer.state.global_step, time.perf_counter() - t0)
+        if focus_cb is not None:
+            result.val_focus_history = focus_cb.history
+            if focus_cb.history:  # the loss of the kept checkpoint: the first best score, as the Trainer keeps it
+                result.best_val_loss = max(focus_cb.history, key=lambda h: h["score"])["loss"]
+            result.val_focus = validation.measure(result.model, tok, val, config.batch_size, config.max_length)
+            result.problems = validation.problems(result.val_focus, len(val[0].choices))
+            for p in result.problems:
+                warnings.warn(p, FocusTrainingWarning, stacklevel=2)
         if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
             result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
     return result
