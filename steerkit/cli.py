@@ -148,7 +148,8 @@ def _demo_args(p) -> None:
     _mat_args(p, defaults=False)
     p.add_argument("--save-vectors", default=None, help="also write the learned vectors here")
     p.add_argument("--focus", action="store_true",
-                   help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT")
+                   help="the FIT demo instead: focus-tune the focus toy with LoRA, next to plain SFT (--epochs "
+                        "and --lr set the focus training's; default: the demo's recipe)")
     p.add_argument("--toy-seed", type=int, nargs="+", default=None, metavar="N",
                    help="train (once, then cached) the toy from these seeds (default: 0); with several, one row "
                         "per seed and the rate of seeds that meet the targets")
@@ -397,7 +398,11 @@ def _demo_focus_model(args) -> int:
     out = check_output_dir(args.out, "--out") if args.out else None
     from . import demo_focus_model as dm
 
+    from dataclasses import replace
+
     recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()
+    # --epochs and --lr: the focus training's (FIT's and SFT's), as in the toy's FIT demo
+    recipe = replace(recipe, epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     t0 = time.perf_counter()
     report = dm.run(args.model, seeds=seeds, recipe=recipe)

@@ -75,6 +75,10 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
     assert list(report.runs) == [0, 1]
     for run in report.runs.values():
         assert set(run.reports) == {"FIT", "SFT"} and set(run.seconds) == {"FIT", "SFT"}
+        # the kept checkpoint's validation focus accuracy, per method (SFT's: its one type, none)
+        types = {m: {k.removeprefix("accuracy_") for k in v if k.startswith("accuracy_")}
+                 for m, v in run.val_focus.items()}
+        assert set(types) == {"FIT", "SFT"} and types["SFT"] == {"none"} and types["FIT"] <= set(focus.FOCUS_TYPES)
         for r in run.reports.values():
             assert set(r.accuracy) == set(dm.SPLITS)
             assert set(r.count["unseen"]) == set(focus.CORE_FAMILY) and r.count["flipped"]["focus_s"] == 3
@@ -86,6 +90,7 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
     paths = report.save(tmp_path / "out")
     saved = json.loads(paths["json"].read_text())
     assert saved["recipe"]["examples"] == 16 and set(saved["runs"]) == {"0", "1"}
+    assert saved["runs"]["1"]["val_focus"] == report.runs[1].val_focus and saved["runs"]["1"]["steps"]["FIT"] > 0
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
     # the quick recipe: FIT alone on two splits, and only the targets it measures
     quick = dm.FitRecipe.quick()
@@ -94,6 +99,23 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
                    log=lambda *a: None)
     assert set(small.runs[2].reports) == {"FIT"} and set(small.runs[2].reports["FIT"].accuracy) == {"flipped", "unseen"}
     assert {t["method"] for t in small.targets()} == {"FIT"} and "SFT" not in small.table()
+
+
+def test_model_demo_takes_the_focus_trainings_epochs_and_lr(monkeypatch, capsys):
+    from steerkit import demo_focus_model as dm
+
+    seen = []
+
+    class Report:
+        def table(self):
+            return "table"
+
+    monkeypatch.setattr(dm, "run", lambda model, seeds, recipe: seen.append((seeds, recipe)) or Report())
+    assert main(["demo", "--focus", "--model", "x", "--epochs", "6", "--lr", "2e-3"]) == 0
+    assert main(["demo", "--focus", "--model", "x", "--quick"]) == 0
+    (seeds, recipe), (quick_seeds, quick) = seen
+    assert seeds == [0, 1, 2] and recipe == dm.FitRecipe(epochs=6, lr=2e-3)
+    assert quick_seeds == [0] and quick == dm.FitRecipe.quick()
 
 
 def test_model_demo_options_belong_together(capsys):

@@ -35,7 +35,7 @@ class ValidationFocus:
         return sum(self.per_type.values()) / len(self.per_type)
 
     def metrics(self) -> dict[str, float]:
-        out = {"focus_accuracy": self.mean} | {f"focus_{t}": a for t, a in self.per_type.items()}
+        out = {"focus_accuracy": self.mean} | {f"accuracy_{t}": a for t, a in self.per_type.items()}
         for name, v in (("focus_core_disagreeing", self.core_disagreeing),
                         ("focus_spurious_disagreeing", self.spurious_disagreeing)):
             if v is not None:
