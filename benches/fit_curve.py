@@ -9,7 +9,8 @@ disagree. The test splits are not touched.
 
     python benches/fit_curve.py --model gemma3-270m --epochs 6 -o benches/results/cpu/fit_gemma3_270m/curve_seed0.json
 
-Prints one line per evaluation: the step, the epoch, the validation loss and the accuracy per focus type.
+Prints one line per evaluation: the step, the epoch, the validation loss and the accuracy per focus type
+(``--table RUN.json ...`` prints and writes the tables of finished runs again).
 """
 from __future__ import annotations
 
@@ -20,6 +21,22 @@ import time
 from pathlib import Path
 
 
+from steerkit.focus.templates import FOCUS_TYPES as TYPES  # noqa: E402 (no torch: --table stays light)
+
+
+def table(run: dict) -> str:
+    """The curve as text: one row per evaluation (the base model's zero-shot row first)."""
+    lines = [f"{run['model']}, seed {run['seed']}: FIT on {run['prompts']} prompts, {run['epochs']:g} epochs at lr "
+             f"{run['lr']:g}, trained {run['steps']} steps in {run['seconds']:.0f} s; validation: "
+             f"{run['dev_reviews']} flipped development reviews under every focus type; labels {run['labels']}",
+             f"{'step':>5} {'epoch':>6} {'val loss':>9} " + " ".join(f"{t:>16}" for t in TYPES),
+             f"{'base':>5} {0:>6.2f} {'':>9} " + " ".join(f"{run['base']['accuracy_' + t]:>16.3f}" for t in TYPES)]
+    for h in run["curve"]:
+        lines.append(f"{h['step']:>5} {h['epoch']:>6.2f} {h['loss']:>9.4f} "
+                     + " ".join(f"{h['accuracy_' + t]:>16.3f}" for t in TYPES))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default="gemma3-270m")
@@ -28,8 +45,17 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=None, help="default: steerkit fit's")
     p.add_argument("--evals-per-epoch", type=int, default=2)
     p.add_argument("--dev", type=int, default=16, help="flipped development reviews (each under all seven types)")
-    p.add_argument("-o", "--out", required=True, help="JSON file for the curve")
+    p.add_argument("-o", "--out", help="JSON file for the curve (and the table beside it, .md)")
+    p.add_argument("--table", nargs="+", metavar="JSON", help="print (and write beside them) the tables of runs")
     args = p.parse_args(argv)
+    if args.table:
+        for f in args.table:
+            text = table(json.loads(Path(f).read_text()))
+            Path(f).with_suffix(".md").write_text(text + "\n")
+            print(text + "\n")
+        return 0
+    if not args.out:
+        p.error("-o/--out is required (or --table)")
     from steerkit.outputs import check_output_file
 
     check_output_file(args.out, "--out")
@@ -56,19 +82,14 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     result = focus.train(base, tok, records, val=val, config=cfg)
     seconds = time.perf_counter() - t0
-    types = focus.FOCUS_TYPES
-    print(f"labels after the prompt (leading space): {labels}")
-    print(f"{'step':>5} {'epoch':>6} {'val loss':>9} " + " ".join(f"{t:>16}" for t in types))
-    print(f"{'base':>5} {0:>6.2f} {'':>9} " + " ".join(f"{before['accuracy_' + t]:>16.3f}" for t in types))
-    for h in result.val_focus_history:
-        print(f"{h['step']:>5} {h['epoch']:>6.2f} {h['loss']:>9.4f} "
-              + " ".join(f"{h['accuracy_' + t]:>16.3f}" for t in types))
     out = dict(model=args.model, seed=args.seed, epochs=args.epochs, lr=cfg.lr, prompts=len(records),
                dev_reviews=args.dev, labels=labels, base=before, seconds=seconds, steps=result.steps, curve=result.val_focus_history,
                versions=versions())
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1))
-    print(f"trained {result.steps} steps in {seconds:.0f} s; curve written to {args.out}")
+    Path(args.out).with_suffix(".md").write_text(table(out) + "\n")
+    print(table(out))
+    print(f"curve written to {args.out} and {Path(args.out).with_suffix('.md')}")
     return 0
 
 
