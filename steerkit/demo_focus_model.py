@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -176,7 +177,11 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
             records = focus.build_focus_dataset(data["train"], reviews.TASK, tokenizer=tok, seed=seed, **draw)
             log(f"seed {seed}, {method}: {len(records)} prompts")
             t0 = time.perf_counter()
-            result = focus.train(base, tok, records, lora=recipe.lora(), config=recipe.config(seed, progress))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=focus.FocusTrainingWarning)  # logged below, per run
+                result = focus.train(base, tok, records, lora=recipe.lora(), config=recipe.config(seed, progress))
+            for problem in result.problems:
+                log(f"seed {seed}, {method}: warning: {problem}")
             run_.seconds[method], run_.val_loss[method] = time.perf_counter() - t0, result.best_val_loss
             run_.steps[method] = result.steps
             if result.val_focus is not None:

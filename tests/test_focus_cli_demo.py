@@ -36,8 +36,9 @@ def test_fit_then_eval_focus_from_the_command_line(local_model, tmp_path, capsys
     assert len(focus.load_records(tmp_path / "records.jsonl")) == 43 + 5 * 7
     said = capsys.readouterr()
     assert "validation loss of the kept checkpoint" in said.out and "validation focus accuracy" in said.out
-    # a one-epoch tiny model follows nothing: said in one warning line per problem, naming the cause
-    assert all(line.startswith("steerkit fit: warning: ") for line in said.err.splitlines() if "warning" in line)
+    # each problem the training found (saved in the adapter's log) is said in one warning line
+    log = json.loads((out / "steerkit_focus.json").read_text())
+    assert log["val_focus"]["per_type"] and all(f"steerkit fit: warning: {p}\n" in said.err for p in log["problems"])
     assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),
                  "--test", f"flipped={flipped}", "--unseen", str(flipped), "--json", str(tmp_path / "r.json"),
                  "--plot", str(tmp_path / "r.png")]) == 0
