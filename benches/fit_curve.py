@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     d = focus.FocusTrainConfig()
     steps_per_epoch = len(records) // d.batch_size
     cfg = focus.FocusTrainConfig(epochs=args.epochs, lr=args.lr or d.lr, seed=args.seed, progress=False,
-                                 patience=None, eval_every=max(1, steps_per_epoch // args.evals_per_epoch))
+                                 patience=None, eval_every=max(1, steps_per_epoch // args.evals_per_epoch),
+                                 retry_lrs=())  # one curve per rate
     from steerkit.focus.validation import measure
 
     before = measure(base, tok, val).metrics()  # the base model, zero-shot, on the same prompts

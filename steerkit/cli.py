@@ -247,7 +247,11 @@ def _fit_args(p) -> None:
                         "one of --types): only these teach an instruction to override the feature it names")
     p.add_argument("--save-records", default=None, help="also write the built focus prompts here (JSONL)")
     p.add_argument("--epochs", type=positive_float, default=c.epochs)
-    p.add_argument("--lr", type=positive_float, default=c.lr)
+    p.add_argument("--lr", type=positive_float, default=c.lr, help=f"the first learning rate tried (default {c.lr})")
+    p.add_argument("--retry-lr", nargs="*", type=positive_float, default=list(c.retry_lrs), metavar="LR",
+                   help="learning rates tried in turn, from the same start, while the kept checkpoint leaves a family "
+                        "of focus types unfollowed on the validation set; the best try is kept (default: "
+                        f"{' '.join(map(str, c.retry_lrs))}; none given: never retry)")
     p.add_argument("--batch-size", type=positive_int, default=c.batch_size)
     p.add_argument("--grad-accum", type=positive_int, default=c.grad_accum)
     p.add_argument("--max-length", type=_number(int, 2, False, "an integer >= 2"), default=c.max_length)
@@ -544,7 +548,7 @@ def _fit(args) -> int:
                               grad_accum=args.grad_accum, max_length=args.max_length,
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
                               patience=args.patience or None, select=args.select, seed=args.seed,
-                              progress=not args.quiet, device=_device(args))
+                              retry_lrs=tuple(args.retry_lr), progress=not args.quiet, device=_device(args))
     config.check()
     from . import focus
     from .hf import load_model
@@ -572,8 +576,13 @@ def _fit(args) -> int:
     if not first:
         return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
-    print(f"trained {result.steps} steps in {result.seconds:.0f} s; validation loss of the kept checkpoint "
-          f"{result.best_val_loss:.4f}")
+    for t in result.tries if len(result.tries) > 1 else ():
+        print(f"tried lr {t['lr']:g}: validation focus accuracy {t['val_focus']['focus_accuracy']:.2f}, "
+              f"{len(t['problems'])} problem(s), {t['steps']} steps in {t['seconds']:.0f} s"
+              + (" (kept)" if t["lr"] == result.lr else ""))
+    print(f"trained {result.steps} steps at lr {result.lr:g} in {result.seconds:.0f} s"
+          + (f" ({len(result.tries)} tries)" if len(result.tries) > 1 else "")
+          + f"; validation loss of the kept checkpoint {result.best_val_loss:.4f}")
     if result.val_focus is not None:
         v = result.val_focus
         print("validation focus accuracy " + ", ".join(f"{PRETTY[t]} {a:.2f}" for t, a in v.per_type.items())

@@ -39,7 +39,8 @@ class FitRecipe:
     per_example: int | str = PER_EXAMPLE
     per_disagreeing: int | str = PER_DISAGREEING
     epochs: float | None = None  # None: FocusTrainConfig's
-    lr: float | None = None
+    lr: float | None = None  # the first rate tried
+    retry_lrs: tuple[float, ...] | None = None  # None: FocusTrainConfig's (tried where a family is unfollowed)
     r: int | None = None
     head: bool | None = None
     batch_size: int | None = None
@@ -55,6 +56,7 @@ class FitRecipe:
     def config(self, seed: int, progress: bool) -> focus.FocusTrainConfig:
         d = focus.FocusTrainConfig()
         return focus.FocusTrainConfig(epochs=self.epochs or d.epochs, lr=self.lr or d.lr,
+                                      retry_lrs=d.retry_lrs if self.retry_lrs is None else tuple(self.retry_lrs),
                                       batch_size=self.batch_size or d.batch_size, seed=seed, progress=progress)
 
     def lora(self) -> focus.LoraSettings:
@@ -70,6 +72,8 @@ class SeedRun:
     val_loss: dict = field(default_factory=dict)
     val_focus: dict = field(default_factory=dict)  # method -> the kept checkpoint's validation focus metrics
     steps: dict = field(default_factory=dict)
+    lr: dict = field(default_factory=dict)  # method -> the learning rate of the try kept
+    tries: dict = field(default_factory=dict)  # method -> focus.FocusTrainResult.tries
 
 
 @dataclass
@@ -112,14 +116,17 @@ class ModelFocusReport:
                 cells.append(f"{statistics.mean(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "-")
             lines.append(f"| {focus.templates.PRETTY[t]} | " + " | ".join(cells) + " |")
         per_seed = [(m, t) for m in methods for t in ("focus_c", "focus_s")]
-        lines += ["", "per seed, flipped split (C: focus(C), S: focus(S); all: mean over the seven types), and "
-                      "training seconds:", f"{'seed':>6}" + "".join(f"{m + ' ' + t[-1].upper():>8}" for m, t in per_seed)
-                  + "".join(f"{m + ' all':>9}" for m in methods) + "".join(f"{m + ' s':>8}" for m in methods)]
+        lines += ["", "per seed, flipped split (C: focus(C), S: focus(S); all: mean over the seven types), training "
+                      "seconds (every try) and the learning rate (where several were tried, each in order, the kept "
+                      "one starred):", f"{'seed':>6}" + "".join(f"{m + ' ' + t[-1].upper():>8}" for m, t in per_seed)
+                  + "".join(f"{m + ' all':>9}" for m in methods) + "".join(f"{m + ' s':>8}" for m in methods)
+                  + "".join(f"{m + ' lr':>15}" for m in methods)]
         for seed, r in self.runs.items():
             flipped = {m: r.reports[m].accuracy["flipped"] for m in methods}
             lines.append(f"{seed:>6}" + "".join(f"{flipped[m][t]:>8.2f}" for m, t in per_seed)
                          + "".join(f"{r.reports[m].mean('flipped'):>9.2f}" for m in methods)
-                         + "".join(f"{r.seconds[m]:>8.0f}" for m in methods))
+                         + "".join(f"{r.seconds[m]:>8.0f}" for m in methods)
+                         + "".join(f"{_rates(r, m):>15}" for m in methods))
         lines += ["", "targets (issue 28), per seed:"]
         for g in self.targets():
             lines.append(f"  {g['method']} {g['split']} {focus.templates.PRETTY[g['focus_type']]} {g['op']} "
@@ -130,7 +137,8 @@ class ModelFocusReport:
     def to_dict(self) -> dict:
         return dict(model=self.model, recipe=asdict(self.recipe), targets=self.targets(),
                     runs={seed: dict(reports={m: rep.to_dict() for m, rep in r.reports.items()}, seconds=r.seconds,
-                                     val_loss=r.val_loss, val_focus=r.val_focus, steps=r.steps)
+                                     val_loss=r.val_loss, val_focus=r.val_focus, steps=r.steps, lr=r.lr,
+                                     tries=r.tries)
                           for seed, r in self.runs.items()})
 
     def save(self, out: str | Path) -> dict[str, Path]:
@@ -152,6 +160,16 @@ class ModelFocusReport:
                   for m in self.recipe.methods}
         return focus.evaluation.radar(series, path, title=f"{self.model}: focus accuracy on the flipped split, "
                                                           f"mean over {len(self.runs)} seed(s)")
+
+
+def _rates(run_: SeedRun, method: str) -> str:
+    """The learning rate kept; where several were tried, each in order, the kept one starred ('-' for a
+    run recorded without it)."""
+    tried = [t["lr"] for t in run_.tries.get(method, [])]
+    kept = run_.lr.get(method)
+    if kept is None:
+        return "-"
+    return f"{kept:g}" if len(tried) < 2 else ">".join(f"{x:g}" + "*" * (x == kept) for x in tried)
 
 
 def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe(), log=print,
@@ -183,11 +201,11 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
             for problem in result.problems:
                 log(f"seed {seed}, {method}: warning: {problem}")
             run_.seconds[method], run_.val_loss[method] = time.perf_counter() - t0, result.best_val_loss
-            run_.steps[method] = result.steps
+            run_.steps[method], run_.lr[method], run_.tries[method] = result.steps, result.lr, result.tries
             if result.val_focus is not None:
                 run_.val_focus[method] = result.val_focus.metrics()
             run_.reports[method] = focus.evaluate(result.model, tok, tests, batch_size=32)
-            log(f"seed {seed}, {method}: trained in {run_.seconds[method]:.0f} s; flipped "
+            log(f"seed {seed}, {method}: trained in {run_.seconds[method]:.0f} s at lr {_rates(run_, method)}; flipped "
                 + ", ".join(f"{focus.templates.PRETTY[t]} {a:.2f}"
                             for t, a in run_.reports[method].accuracy.get("flipped", {}).items()))
             base = result.model.unload()  # the base again, without the adapter

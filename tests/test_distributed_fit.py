@@ -34,7 +34,8 @@ def _fit(root, out, batch_size, procs, launcher="torchrun"):
     args = ["fit", "--model", str(root / "model"), "--task", str(root / "task.json"), "--data",
             str(root / "train.jsonl"), "--val", str(root / "val.jsonl"), "-o", str(out), "--epochs", "2", "--batch-size", str(batch_size),
             "--lora-r", "4", "--lr", "5e-3", "--patience", "0", "--quiet", "--seed", "0",
-            "--per-example", "1", "--per-disagreeing", "1"]  # one prompt per example: whole global batches
+            "--per-example", "1", "--per-disagreeing", "1",  # one prompt per example: whole global batches
+            "--retry-lr"]  # one rate: the processes are compared on one run
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if procs == 1:
         cmd = [sys.executable, "-m", "steerkit"] + args

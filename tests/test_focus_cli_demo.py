@@ -4,6 +4,7 @@ import json
 import pytest
 
 from steerkit import focus
+from steerkit.focus import FocusTrainConfig
 from steerkit.cli import main
 from steerkit.toy import focus_corpus as fc
 from steerkit.toy.model import build_tokenizer, random_llama
@@ -39,6 +40,10 @@ def test_fit_then_eval_focus_from_the_command_line(local_model, tmp_path, capsys
     # each problem the training found (saved in the adapter's log) is said in one warning line
     log = json.loads((out / "steerkit_focus.json").read_text())
     assert log["val_focus"]["per_type"] and all(f"steerkit fit: warning: {p}\n" in said.err for p in log["problems"])
+    # a try that left a family unfollowed was trained again at the next rate, and each try is said
+    assert [t["lr"] for t in log["tries"]][:1] == [FocusTrainConfig().lr] and log["lr"] in [t["lr"] for t in log["tries"]]
+    assert len(log["tries"]) == 1 + bool(log["tries"][0]["problems"])
+    assert (f"tried lr {FocusTrainConfig().retry_lrs[0]:g}" in said.out) == (len(log["tries"]) > 1)
     assert main(["eval-focus", "--model", str(local_model), "--adapter", str(out), "--task", str(task),
                  "--test", f"flipped={flipped}", "--unseen", str(flipped), "--json", str(tmp_path / "r.json"),
                  "--plot", str(tmp_path / "r.png")]) == 0

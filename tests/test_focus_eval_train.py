@@ -282,7 +282,8 @@ def test_the_checkpoint_kept_follows_the_validation_focus_accuracy_and_a_model_a
     assert result.val_focus.spurious_disagreeing == (pytest.approx(sum(spur) / len(spur)) if spur else None)
 
     # an untrained adapter (lr ~ 0) is at chance: said as a FocusTrainingWarning naming the cause
-    still = focus.FocusTrainConfig(epochs=1, lr=1e-12, batch_size=8, progress=False, patience=None, max_length=None)
+    still = focus.FocusTrainConfig(epochs=1, lr=1e-12, batch_size=8, progress=False, patience=None, max_length=None,
+                                   retry_lrs=())
     with pytest.warns(focus.FocusTrainingWarning) as caught:
         frozen = focus.train(_tiny_llama(tok), tok, records, val=mixed_val, lora=focus.LoraSettings(r=2, alpha=4),
                              config=still)
@@ -293,6 +294,47 @@ def test_the_checkpoint_kept_follows_the_validation_focus_accuracy_and_a_model_a
                           config=dataclasses.replace(cfg, select="loss"))
     assert by_loss.val_focus is None and not by_loss.val_focus_history
     assert by_loss.best_val_loss == pytest.approx(min(h["eval_loss"] for h in by_loss.history if "eval_loss" in h))
+
+
+def test_a_try_with_problems_is_trained_again_from_the_same_start_and_the_best_try_is_kept(tok, caplog):
+    records = focus.build_focus_dataset(fc.examples(40, 0.8, seed=2), fc.TASK, per_example=2, per_disagreeing="all",
+                                        seed=0)
+    val = focus.build_focus_dataset(fc.examples(12, 0.5, seed=5), fc.TASK, per_example="all", seed=0)
+    lora = focus.LoraSettings(r=2, alpha=4)
+    cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None,
+                                 retry_lrs=())
+    lora_weights = lambda r: {k: v for k, v in r.model.state_dict().items() if "lora_" in k}  # noqa: E731
+
+    alone = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=cfg)
+    assert alone.problems, "the premise: the tiny model at 5e-3 leaves a family unfollowed"
+    assert [t["lr"] for t in alone.tries] == [5e-3] and alone.lr == 5e-3
+    stuck = dataclasses.replace(cfg, lr=1e-12)
+    assert stuck.rates() == (1e-12,) and dataclasses.replace(stuck, select="loss", retry_lrs=(1.0,)).rates() == (1e-12,)
+    with pytest.warns(focus.FocusTrainingWarning):
+        frozen = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=stuck)
+    assert frozen.problems and frozen.score < alone.score
+
+    # at chance at 1e-12, then trained again at 5e-3 from the same start: exactly the run at 5e-3 alone
+    with caplog.at_level("WARNING", logger="steerkit.focus"):
+        retried = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora,
+                              config=dataclasses.replace(stuck, retry_lrs=(5e-3, 1e-12)))
+    assert [t["lr"] for t in retried.tries] == [1e-12, 5e-3] and retried.lr == 5e-3
+    assert "training again from the same start at lr 0.005" in caplog.text
+    assert retried.tries[0]["problems"] == frozen.problems and retried.problems == alone.problems
+    assert retried.best_val_loss == alone.best_val_loss and retried.steps == alone.steps
+    assert retried.seconds >= sum(t["seconds"] for t in retried.tries) - 1e-9
+    a, b = lora_weights(retried), lora_weights(alone)
+    assert a and all(torch.equal(a[k], b[k]) for k in a)
+
+    # a later try that does worse is not kept: the best try's adapter is put back
+    worse = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora,
+                        config=dataclasses.replace(cfg, retry_lrs=(1e-12,)))
+    assert [t["lr"] for t in worse.tries] == [5e-3, 1e-12] and worse.lr == 5e-3
+    assert worse.val_focus == alone.val_focus and worse.problems == alone.problems
+    a = lora_weights(worse)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ValueError, match="retry_lrs: expected learning rates > 0"):
+        dataclasses.replace(cfg, retry_lrs=(0.0,)).check()
 
 
 def test_validation_problems_name_the_family_and_the_cause():

@@ -61,7 +61,7 @@ def test_training_with_and_without_the_accelerations_agrees():
     for on in (True, False):
         cfg = focus.FocusTrainConfig(epochs=1, lr=1e-3, batch_size=8, progress=False, patience=None,
                                      max_length=None, label_only_loss=on, fused_lora=on,
-                                     packed=on and hf.reads_packed_sequences())
+                                     packed=on and hf.reads_packed_sequences(), retry_lrs=())
         runs.append(focus.train(_tiny_llama(tok), tok, records, lora=focus.LoraSettings(r=2, alpha=4), config=cfg))
     fast, plain = runs
     assert fast.best_val_loss == pytest.approx(plain.best_val_loss, rel=1e-4)

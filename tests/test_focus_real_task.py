@@ -79,6 +79,9 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
         types = {m: {k.removeprefix("accuracy_") for k in v if k.startswith("accuracy_")}
                  for m, v in run.val_focus.items()}
         assert set(types) == {"FIT", "SFT"} and types["SFT"] == {"none"} and types["FIT"] <= set(focus.FOCUS_TYPES)
+        # the rates tried, from steerkit fit's first, and the one kept among them
+        assert all(run.tries[m][0]["lr"] == focus.FocusTrainConfig().lr and run.lr[m] in [t["lr"] for t in run.tries[m]]
+                   for m in run.reports)
         for r in run.reports.values():
             assert set(r.accuracy) == set(dm.SPLITS)
             assert set(r.count["unseen"]) == set(focus.CORE_FAMILY) and r.count["flipped"]["focus_s"] == 3
@@ -91,6 +94,7 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
     saved = json.loads(paths["json"].read_text())
     assert saved["recipe"]["examples"] == 16 and set(saved["runs"]) == {"0", "1"}
     assert saved["runs"]["1"]["val_focus"] == report.runs[1].val_focus and saved["runs"]["1"]["steps"]["FIT"] > 0
+    assert saved["runs"]["1"]["tries"] == report.runs[1].tries and "FIT lr" in text
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
     # the quick recipe: FIT alone on two splits, and only the targets it measures
     quick = dm.FitRecipe.quick()
@@ -99,6 +103,15 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
                    log=lambda *a: None)
     assert set(small.runs[2].reports) == {"FIT"} and set(small.runs[2].reports["FIT"].accuracy) == {"flipped", "unseen"}
     assert {t["method"] for t in small.targets()} == {"FIT"} and "SFT" not in small.table()
+
+
+def test_model_demo_table_names_the_rate_kept_and_every_rate_tried():
+    from steerkit import demo_focus_model as dm
+
+    run = dm.SeedRun({}, lr={"FIT": 3e-4, "SFT": 1e-3},
+                     tries={"FIT": [{"lr": 1e-3}, {"lr": 3e-4}], "SFT": [{"lr": 1e-3}]})
+    assert dm._rates(run, "FIT") == "0.001>0.0003*" and dm._rates(run, "SFT") == "0.001"
+    assert dm._rates(dm.SeedRun({}), "FIT") == "-"
 
 
 def test_model_demo_takes_the_focus_trainings_epochs_and_lr(monkeypatch, capsys):

@@ -47,6 +47,21 @@ class FocusTrainResult:
     val_focus_history: list[dict] = field(default_factory=list)
     val_focus: ValidationFocus | None = None  # the kept checkpoint's, measured after training
     problems: list[str] = field(default_factory=list)  # focus.validation.problems of val_focus
+    lr: float | None = None  # the learning rate of the try kept
+    # one summary per learning rate tried (config.rates(): the next only where the one before had problems)
+    tries: list[dict] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """What the tries are compared by: the kept checkpoint's validation focus score (higher is better),
+        or minus its validation loss where no focus accuracy was measured."""
+        if self.val_focus is None:
+            return -(self.best_val_loss if self.best_val_loss is not None else float("inf"))
+        return validation.selection_score(self.val_focus.mean, self.best_val_loss or 0.0)
+
+    def summary(self) -> dict:
+        return dict(lr=self.lr, steps=self.steps, seconds=self.seconds, best_val_loss=self.best_val_loss,
+                    val_focus=None if self.val_focus is None else self.val_focus.metrics(), problems=self.problems)
 
     def save(self, path: str | Path, tokenizer=None, extra: dict | None = None) -> Path:
         """The adapter as an ordinary PEFT folder, plus ``steerkit_focus.json`` with the run's log."""
@@ -55,7 +70,7 @@ class FocusTrainResult:
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
         info = dict(history=self.history, best_val_loss=self.best_val_loss, steps=self.steps, seconds=self.seconds,
-                    val_focus_history=self.val_focus_history, problems=self.problems,
+                    val_focus_history=self.val_focus_history, problems=self.problems, lr=self.lr, tries=self.tries,
                     val_focus=None if self.val_focus is None else asdict(self.val_focus))
         (path / "steerkit_focus.json").write_text(json.dumps(info | (extra or {}), indent=1, default=str))
         return path
@@ -124,8 +139,6 @@ def _focus_callback(tok, val, batch_size: int, max_length: int | None):
     in ``.history``. It must come before EarlyStoppingCallback in the Trainer's callbacks."""
     from transformers import TrainerCallback
 
-    from . import validation
-
     class FocusAccuracy(TrainerCallback):
         def __init__(self):
             self.history: list[dict] = []
@@ -163,9 +176,11 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
           config: FocusTrainConfig = FocusTrainConfig(), output_dir: str | Path | None = None) -> FocusTrainResult:
     """Focus-tune ``model`` with LoRA on focus records (see ``build_focus_dataset``). Without ``val``,
     ``config.val_fraction`` of the examples is held out. With ``output_dir`` the adapter, tokenizer and
-    log are saved there. Returns the PeftModel with its best checkpoint loaded and the log."""
-    from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
+    log are saved there. Returns the PeftModel with its best checkpoint loaded and the log.
 
+    Training runs at ``config.lr``; where the checkpoint kept leaves a family of focus types unfollowed on
+    the validation records, it runs again from the same LoRA initialisation at each of
+    ``config.retry_lrs`` in turn, and keeps the try with the best validation focus score."""
     config.check()
     device = resolve_device(config.device, "device")
     if output_dir is not None:
@@ -177,10 +192,57 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if val is None:
         records, val = split_validation(records, config.val_fraction, config.seed)
     val = load_records(val)
-    train_rows, val_rows = _encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length)
-    pad = pad_id(tok)
+    rows = (_encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length))
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
+    rank, _ = rank_and_world()
+    with warnings.catch_warnings():
+        if lora.head:  # PEFT saves the frozen head with each checkpoint (harmless) and warns each time
+            warnings.filterwarnings("ignore", message=".*save_embedding_layers", category=UserWarning)
+        start = _adapter_state(peft_model)
+        tries: list[FocusTrainResult] = []
+        best, best_state = None, None
+        for i, lr in enumerate(config.rates()):
+            if i:
+                _load_adapter_state(peft_model, start)
+                log.warning("steerkit.focus: at lr %g, %s; training again from the same start at lr %g", tries[-1].lr,
+                            "; ".join(tries[-1].problems), lr)
+            result = _train_once(peft_model, tok, rows, val, config, lr, packed, device, output_dir)
+            tries.append(result)
+            if best is None or result.score > best.score:
+                best = result
+                best_state = _adapter_state(peft_model) if result.problems else None
+            if not result.problems:
+                break
+        if best is not tries[-1]:
+            _load_adapter_state(peft_model, best_state)
+        best.tries = [t.summary() for t in tries]
+        best.seconds = sum(t.seconds for t in tries)
+        for p in best.problems:
+            warnings.warn(p, FocusTrainingWarning, stacklevel=2)
+        if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
+            best.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
+    return best
+
+
+def _adapter_state(peft_model) -> dict:
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+
+
+def _load_adapter_state(peft_model, state: dict) -> None:
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(peft_model, state)
+
+
+def _train_once(peft_model, tok, rows, val, config: FocusTrainConfig, lr: float, packed: bool, device: str,
+                output_dir) -> FocusTrainResult:
+    """One Trainer run of the adapters at ``lr``, its best checkpoint loaded at the end."""
+    from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
+
+    train_rows, val_rows = rows
     rank, world = rank_and_world()
     # each of the world's processes takes batch_size rows a step: the global batch is world times larger
     steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum * world))
@@ -191,7 +253,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     args = TrainingArguments(
         output_dir=str(scratch), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs, learning_rate=config.lr, weight_decay=config.weight_decay,
+        num_train_epochs=config.epochs, learning_rate=lr, weight_decay=config.weight_decay,
         warmup_steps=int(config.warmup * total), lr_scheduler_type="linear",
         eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every, save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="eval_focus_score" if by_focus else "eval_loss",
@@ -204,6 +266,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     focus_cb = _focus_callback(tok, val, config.batch_size, config.max_length) if by_focus else None
     # the focus callback first: early stopping reads the metric it adds
     callbacks = [c for c in (focus_cb, config.patience and EarlyStoppingCallback(config.patience)) if c]
+    pad = pad_id(tok)
     trainer = _trainer_class(config.label_only_loss)(
         model=peft_model, args=args, train_dataset=_Encoded(train_rows), eval_dataset=_Encoded(val_rows),
         data_collator=pack_batch if packed else (lambda rows: pad_batch(rows, pad)), callbacks=callbacks)
@@ -217,33 +280,26 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         fused = accelerate(peft_model)
         attention = hf.grouped_query_sdpa(peft_model)
     t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        if lora.head:  # PEFT saves the frozen head with each checkpoint (harmless) and warns each time
-            warnings.filterwarnings("ignore", message=".*save_embedding_layers", category=UserWarning)
-        try:
-            with attention as why:  # for training only: the returned model attends as it was loaded
-                if why:
-                    log.info("steerkit.focus: attention stays transformers' SDPA: %s", why)
-                trainer.train()
-            if world > 1:
-                trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
-        finally:
-            if rank == 0:
-                shutil.rmtree(scratch, ignore_errors=True)
-            if fused is not None:
-                fused.remove()  # the returned model is plain PEFT
-        result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
-                                  trainer.state.global_step, time.perf_counter() - t0)
-        if focus_cb is not None:
-            result.val_focus_history = focus_cb.history
-            if focus_cb.history:  # the loss of the kept checkpoint: the first best score, as the Trainer keeps it
-                result.best_val_loss = max(focus_cb.history, key=lambda h: h["score"])["loss"]
-            result.val_focus = validation.measure(result.model, tok, val, config.batch_size, config.max_length)
-            result.problems = validation.problems(result.val_focus, len(val[0].choices))
-            for p in result.problems:
-                warnings.warn(p, FocusTrainingWarning, stacklevel=2)
-        if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
-            result.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
+    try:
+        with attention as why:  # for training only: the returned model attends as it was loaded
+            if why:
+                log.info("steerkit.focus: attention stays transformers' SDPA: %s", why)
+            trainer.train()
+        if world > 1:
+            trainer.accelerator.wait_for_everyone()  # every rank has loaded the best checkpoint
+    finally:
+        if rank == 0:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if fused is not None:
+            fused.remove()  # the returned model is plain PEFT
+    result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
+                              trainer.state.global_step, time.perf_counter() - t0, lr=lr)
+    if focus_cb is not None:
+        result.val_focus_history = focus_cb.history
+        if focus_cb.history:  # the loss of the kept checkpoint: the first best score, as the Trainer keeps it
+            result.best_val_loss = max(focus_cb.history, key=lambda h: h["score"])["loss"]
+        result.val_focus = validation.measure(result.model, tok, val, config.batch_size, config.max_length)
+        result.problems = validation.problems(result.val_focus, len(val[0].choices))
     return result
 
 
