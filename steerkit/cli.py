@@ -252,6 +252,8 @@ def _fit_args(p) -> None:
                    help="learning rates tried in turn, from the same start, while the kept checkpoint leaves a family "
                         "of focus types unfollowed on the validation set; the best try is kept (default: "
                         f"{' '.join(map(str, c.retry_lrs))}; none given: never retry)")
+    p.add_argument("--retry-epochs", type=positive_float, default=c.retry_epochs,
+                   help=f"the epochs of each retry (default {c.retry_epochs:g})")
     p.add_argument("--batch-size", type=positive_int, default=c.batch_size)
     p.add_argument("--grad-accum", type=positive_int, default=c.grad_accum)
     p.add_argument("--max-length", type=_number(int, 2, False, "an integer >= 2"), default=c.max_length)
@@ -548,7 +550,8 @@ def _fit(args) -> int:
                               grad_accum=args.grad_accum, max_length=args.max_length,
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
                               patience=args.patience or None, select=args.select, seed=args.seed,
-                              retry_lrs=tuple(args.retry_lr), progress=not args.quiet, device=_device(args))
+                              retry_lrs=tuple(args.retry_lr), retry_epochs=args.retry_epochs,
+                              progress=not args.quiet, device=_device(args))
     config.check()
     from . import focus
     from .hf import load_model
@@ -577,10 +580,10 @@ def _fit(args) -> int:
         return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))
     for t in result.tries if len(result.tries) > 1 else ():
-        print(f"tried lr {t['lr']:g}: validation focus accuracy {t['val_focus']['focus_accuracy']:.2f}, "
-              f"{len(t['problems'])} problem(s), {t['steps']} steps in {t['seconds']:.0f} s"
-              + (" (kept)" if t["lr"] == result.lr else ""))
-    print(f"trained {result.steps} steps at lr {result.lr:g} in {result.seconds:.0f} s"
+        print(f"tried lr {t['lr']:g} for {t['epochs']:g} epochs: validation focus accuracy "
+              f"{t['val_focus']['focus_accuracy']:.2f}, {len(t['problems'])} problem(s), {t['steps']} steps in "
+              f"{t['seconds']:.0f} s" + (" (kept)" if (t["lr"], t["epochs"]) == (result.lr, result.epochs) else ""))
+    print(f"trained {result.steps} steps at lr {result.lr:g} for {result.epochs:g} epochs in {result.seconds:.0f} s"
           + (f" ({len(result.tries)} tries)" if len(result.tries) > 1 else "")
           + f"; validation loss of the kept checkpoint {result.best_val_loss:.4f}")
     if result.val_focus is not None:

@@ -41,6 +41,7 @@ class FitRecipe:
     epochs: float | None = None  # None: FocusTrainConfig's
     lr: float | None = None  # the first rate tried
     retry_lrs: tuple[float, ...] | None = None  # None: FocusTrainConfig's (tried where a family is unfollowed)
+    retry_epochs: float | None = None  # None: FocusTrainConfig's
     r: int | None = None
     head: bool | None = None
     batch_size: int | None = None
@@ -57,6 +58,7 @@ class FitRecipe:
         d = focus.FocusTrainConfig()
         return focus.FocusTrainConfig(epochs=self.epochs or d.epochs, lr=self.lr or d.lr,
                                       retry_lrs=d.retry_lrs if self.retry_lrs is None else tuple(self.retry_lrs),
+                                      retry_epochs=self.retry_epochs or d.retry_epochs,
                                       batch_size=self.batch_size or d.batch_size, seed=seed, progress=progress)
 
     def lora(self) -> focus.LoraSettings:
@@ -73,6 +75,7 @@ class SeedRun:
     val_focus: dict = field(default_factory=dict)  # method -> the kept checkpoint's validation focus metrics
     steps: dict = field(default_factory=dict)
     lr: dict = field(default_factory=dict)  # method -> the learning rate of the try kept
+    epochs: dict = field(default_factory=dict)  # method -> the epochs of the try kept
     tries: dict = field(default_factory=dict)  # method -> focus.FocusTrainResult.tries
 
 
@@ -117,16 +120,16 @@ class ModelFocusReport:
             lines.append(f"| {focus.templates.PRETTY[t]} | " + " | ".join(cells) + " |")
         per_seed = [(m, t) for m in methods for t in ("focus_c", "focus_s")]
         lines += ["", "per seed, flipped split (C: focus(C), S: focus(S); all: mean over the seven types), training "
-                      "seconds (every try) and the learning rate (where several were tried, each in order, the kept "
-                      "one starred):", f"{'seed':>6}" + "".join(f"{m + ' ' + t[-1].upper():>8}" for m, t in per_seed)
+                      "seconds (every try) and the learning rate/epochs (where several were tried, each in order, the "
+                      "kept one starred):", f"{'seed':>6}" + "".join(f"{m + ' ' + t[-1].upper():>8}" for m, t in per_seed)
                   + "".join(f"{m + ' all':>9}" for m in methods) + "".join(f"{m + ' s':>8}" for m in methods)
-                  + "".join(f"{m + ' lr':>15}" for m in methods)]
+                  + "".join(f"{m + ' lr/ep':>17}" for m in methods)]
         for seed, r in self.runs.items():
             flipped = {m: r.reports[m].accuracy["flipped"] for m in methods}
             lines.append(f"{seed:>6}" + "".join(f"{flipped[m][t]:>8.2f}" for m, t in per_seed)
                          + "".join(f"{r.reports[m].mean('flipped'):>9.2f}" for m in methods)
                          + "".join(f"{r.seconds[m]:>8.0f}" for m in methods)
-                         + "".join(f"{_rates(r, m):>15}" for m in methods))
+                         + "".join(f"{_rates(r, m):>17}" for m in methods))
         lines += ["", "targets (issue 28), per seed:"]
         for g in self.targets():
             lines.append(f"  {g['method']} {g['split']} {focus.templates.PRETTY[g['focus_type']]} {g['op']} "
@@ -138,7 +141,7 @@ class ModelFocusReport:
         return dict(model=self.model, recipe=asdict(self.recipe), targets=self.targets(),
                     runs={seed: dict(reports={m: rep.to_dict() for m, rep in r.reports.items()}, seconds=r.seconds,
                                      val_loss=r.val_loss, val_focus=r.val_focus, steps=r.steps, lr=r.lr,
-                                     tries=r.tries)
+                                     epochs=r.epochs, tries=r.tries)
                           for seed, r in self.runs.items()})
 
     def save(self, out: str | Path) -> dict[str, Path]:
@@ -163,13 +166,13 @@ class ModelFocusReport:
 
 
 def _rates(run_: SeedRun, method: str) -> str:
-    """The learning rate kept; where several were tried, each in order, the kept one starred ('-' for a
-    run recorded without it)."""
-    tried = [t["lr"] for t in run_.tries.get(method, [])]
-    kept = run_.lr.get(method)
-    if kept is None:
+    """The learning rate kept and its epochs ('lr/epochs'); where several were tried, each in order, the
+    kept one starred ('-' for a run recorded without it)."""
+    kept = run_.lr.get(method), run_.epochs.get(method)
+    if kept[0] is None:
         return "-"
-    return f"{kept:g}" if len(tried) < 2 else ">".join(f"{x:g}" + "*" * (x == kept) for x in tried)
+    tried = [(t["lr"], t["epochs"]) for t in run_.tries.get(method, [])] or [kept]
+    return ">".join(f"{lr:g}/{ep:g}" + "*" * ((lr, ep) == kept and len(tried) > 1) for lr, ep in tried)
 
 
 def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe(), log=print,
@@ -201,7 +204,8 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
             for problem in result.problems:
                 log(f"seed {seed}, {method}: warning: {problem}")
             run_.seconds[method], run_.val_loss[method] = time.perf_counter() - t0, result.best_val_loss
-            run_.steps[method], run_.lr[method], run_.tries[method] = result.steps, result.lr, result.tries
+            run_.steps[method], run_.tries[method] = result.steps, result.tries
+            run_.lr[method], run_.epochs[method] = result.lr, result.epochs
             if result.val_focus is not None:
                 run_.val_focus[method] = result.val_focus.metrics()
             run_.reports[method] = focus.evaluate(result.model, tok, tests, batch_size=32)

@@ -302,14 +302,20 @@ def test_a_try_with_problems_is_trained_again_from_the_same_start_and_the_best_t
     val = focus.build_focus_dataset(fc.examples(12, 0.5, seed=5), fc.TASK, per_example="all", seed=0)
     lora = focus.LoraSettings(r=2, alpha=4)
     cfg = focus.FocusTrainConfig(epochs=2, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None,
-                                 retry_lrs=())
+                                 retry_lrs=(), retry_epochs=None)
     lora_weights = lambda r: {k: v for k, v in r.model.state_dict().items() if "lora_" in k}  # noqa: E731
 
     alone = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=cfg)
     assert alone.problems, "the premise: the tiny model at 5e-3 leaves a family unfollowed"
     assert [t["lr"] for t in alone.tries] == [5e-3] and alone.lr == 5e-3
     stuck = dataclasses.replace(cfg, lr=1e-12)
-    assert stuck.rates() == (1e-12,) and dataclasses.replace(stuck, select="loss", retry_lrs=(1.0,)).rates() == (1e-12,)
+    assert stuck.attempts() == ((1e-12, 2),)
+    assert dataclasses.replace(stuck, select="loss", retry_lrs=(1.0,)).attempts() == ((1e-12, 2),)
+    # steerkit fit's: 1e-3 for 3 epochs, then 3e-4 for 6; a retry already tried is not tried again
+    d = focus.FocusTrainConfig()
+    assert d.attempts() == ((1e-3, 3.0), (3e-4, 6.0))
+    assert dataclasses.replace(d, lr=3e-4, epochs=6.0).attempts() == ((3e-4, 6.0),)
+    assert dataclasses.replace(d, retry_epochs=None).attempts() == ((1e-3, 3.0), (3e-4, 3.0))
     with pytest.warns(focus.FocusTrainingWarning):
         frozen = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=stuck)
     assert frozen.problems and frozen.score < alone.score
@@ -318,8 +324,8 @@ def test_a_try_with_problems_is_trained_again_from_the_same_start_and_the_best_t
     with caplog.at_level("WARNING", logger="steerkit.focus"):
         retried = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora,
                               config=dataclasses.replace(stuck, retry_lrs=(5e-3, 1e-12)))
-    assert [t["lr"] for t in retried.tries] == [1e-12, 5e-3] and retried.lr == 5e-3
-    assert "training again from the same start at lr 0.005" in caplog.text
+    assert [(t["lr"], t["epochs"]) for t in retried.tries] == [(1e-12, 2), (5e-3, 2)] and retried.lr == 5e-3
+    assert "training again from the same start at lr 0.005 for 2 epochs" in caplog.text
     assert retried.tries[0]["problems"] == frozen.problems and retried.problems == alone.problems
     assert retried.best_val_loss == alone.best_val_loss and retried.steps == alone.steps
     assert retried.seconds >= sum(t["seconds"] for t in retried.tries) - 1e-9
@@ -335,6 +341,8 @@ def test_a_try_with_problems_is_trained_again_from_the_same_start_and_the_best_t
     assert all(torch.equal(a[k], b[k]) for k in a)
     with pytest.raises(ValueError, match="retry_lrs: expected learning rates > 0"):
         dataclasses.replace(cfg, retry_lrs=(0.0,)).check()
+    with pytest.raises(ValueError, match="retry_epochs must be > 0 or None"):
+        dataclasses.replace(cfg, retry_epochs=0.0).check()
 
 
 def test_validation_problems_name_the_family_and_the_cause():

@@ -94,7 +94,7 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
     saved = json.loads(paths["json"].read_text())
     assert saved["recipe"]["examples"] == 16 and set(saved["runs"]) == {"0", "1"}
     assert saved["runs"]["1"]["val_focus"] == report.runs[1].val_focus and saved["runs"]["1"]["steps"]["FIT"] > 0
-    assert saved["runs"]["1"]["tries"] == report.runs[1].tries and "FIT lr" in text
+    assert saved["runs"]["1"]["tries"] == report.runs[1].tries and "FIT lr/ep" in text
     assert paths["plot"].read_bytes()[:4] == b"\x89PNG"
     # the quick recipe: FIT alone on two splits, and only the targets it measures
     quick = dm.FitRecipe.quick()
@@ -108,9 +108,10 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
 def test_model_demo_table_names_the_rate_kept_and_every_rate_tried():
     from steerkit import demo_focus_model as dm
 
-    run = dm.SeedRun({}, lr={"FIT": 3e-4, "SFT": 1e-3},
-                     tries={"FIT": [{"lr": 1e-3}, {"lr": 3e-4}], "SFT": [{"lr": 1e-3}]})
-    assert dm._rates(run, "FIT") == "0.001>0.0003*" and dm._rates(run, "SFT") == "0.001"
+    run = dm.SeedRun({}, lr={"FIT": 3e-4, "SFT": 1e-3}, epochs={"FIT": 6, "SFT": 3},
+                     tries={"FIT": [{"lr": 1e-3, "epochs": 3}, {"lr": 3e-4, "epochs": 6}],
+                            "SFT": [{"lr": 1e-3, "epochs": 3}]})
+    assert dm._rates(run, "FIT") == "0.001/3>0.0003/6*" and dm._rates(run, "SFT") == "0.001/3"
     assert dm._rates(dm.SeedRun({}), "FIT") == "-"
 
 

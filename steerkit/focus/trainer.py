@@ -48,7 +48,9 @@ class FocusTrainResult:
     val_focus: ValidationFocus | None = None  # the kept checkpoint's, measured after training
     problems: list[str] = field(default_factory=list)  # focus.validation.problems of val_focus
     lr: float | None = None  # the learning rate of the try kept
-    # one summary per learning rate tried (config.rates(): the next only where the one before had problems)
+    epochs: float | None = None  # the epochs of the try kept
+    # one summary per (learning rate, epochs) tried (config.attempts(): the next only where the one before
+    # had problems)
     tries: list[dict] = field(default_factory=list)
 
     @property
@@ -60,8 +62,8 @@ class FocusTrainResult:
         return validation.selection_score(self.val_focus.mean, self.best_val_loss or 0.0)
 
     def summary(self) -> dict:
-        return dict(lr=self.lr, steps=self.steps, seconds=self.seconds, best_val_loss=self.best_val_loss,
-                    val_focus=None if self.val_focus is None else self.val_focus.metrics(), problems=self.problems)
+        return dict(lr=self.lr, epochs=self.epochs, steps=self.steps, seconds=self.seconds,
+                    best_val_loss=self.best_val_loss, val_focus=None if self.val_focus is None else self.val_focus.metrics(), problems=self.problems)
 
     def save(self, path: str | Path, tokenizer=None, extra: dict | None = None) -> Path:
         """The adapter as an ordinary PEFT folder, plus ``steerkit_focus.json`` with the run's log."""
@@ -70,7 +72,8 @@ class FocusTrainResult:
         if tokenizer is not None:
             tokenizer.save_pretrained(str(path))
         info = dict(history=self.history, best_val_loss=self.best_val_loss, steps=self.steps, seconds=self.seconds,
-                    val_focus_history=self.val_focus_history, problems=self.problems, lr=self.lr, tries=self.tries,
+                    val_focus_history=self.val_focus_history, problems=self.problems, lr=self.lr,
+                    epochs=self.epochs, tries=self.tries,
                     val_focus=None if self.val_focus is None else asdict(self.val_focus))
         (path / "steerkit_focus.json").write_text(json.dumps(info | (extra or {}), indent=1, default=str))
         return path
@@ -180,7 +183,8 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
 
     Training runs at ``config.lr``; where the checkpoint kept leaves a family of focus types unfollowed on
     the validation records, it runs again from the same LoRA initialisation at each of
-    ``config.retry_lrs`` in turn, and keeps the try with the best validation focus score."""
+    ``config.retry_lrs`` in turn (for ``config.retry_epochs``), and keeps the try with the best validation
+    focus score."""
     config.check()
     device = resolve_device(config.device, "device")
     if output_dir is not None:
@@ -202,12 +206,12 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         start = _adapter_state(peft_model)
         tries: list[FocusTrainResult] = []
         best, best_state = None, None
-        for i, lr in enumerate(config.rates()):
+        for i, (lr, epochs) in enumerate(config.attempts()):
             if i:
                 _load_adapter_state(peft_model, start)
-                log.warning("steerkit.focus: at lr %g, %s; training again from the same start at lr %g", tries[-1].lr,
-                            "; ".join(tries[-1].problems), lr)
-            result = _train_once(peft_model, tok, rows, val, config, lr, packed, device, output_dir)
+                log.warning("steerkit.focus: at lr %g, %s; training again from the same start at lr %g for %g epochs",
+                            tries[-1].lr, "; ".join(tries[-1].problems), lr, epochs)
+            result = _train_once(peft_model, tok, rows, val, config, lr, epochs, packed, device, output_dir)
             tries.append(result)
             if best is None or result.score > best.score:
                 best = result
@@ -237,23 +241,23 @@ def _load_adapter_state(peft_model, state: dict) -> None:
     set_peft_model_state_dict(peft_model, state)
 
 
-def _train_once(peft_model, tok, rows, val, config: FocusTrainConfig, lr: float, packed: bool, device: str,
-                output_dir) -> FocusTrainResult:
-    """One Trainer run of the adapters at ``lr``, its best checkpoint loaded at the end."""
+def _train_once(peft_model, tok, rows, val, config: FocusTrainConfig, lr: float, epochs: float, packed: bool,
+                device: str, output_dir) -> FocusTrainResult:
+    """One Trainer run of the adapters at ``lr`` for ``epochs``, its best checkpoint loaded at the end."""
     from transformers import EarlyStoppingCallback, PrinterCallback, TrainingArguments, set_seed
 
     train_rows, val_rows = rows
     rank, world = rank_and_world()
     # each of the world's processes takes batch_size rows a step: the global batch is world times larger
     steps_per_epoch = max(1, len(train_rows) // (config.batch_size * config.grad_accum * world))
-    total = max(1, int(steps_per_epoch * config.epochs))
+    total = max(1, int(steps_per_epoch * epochs))
     every = config.eval_every or steps_per_epoch
     scratch = _scratch_dir(output_dir, world)
     by_focus = config.select == "focus_accuracy"
     args = TrainingArguments(
         output_dir=str(scratch), per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.grad_accum,
-        num_train_epochs=config.epochs, learning_rate=lr, weight_decay=config.weight_decay,
+        num_train_epochs=epochs, learning_rate=lr, weight_decay=config.weight_decay,
         warmup_steps=int(config.warmup * total), lr_scheduler_type="linear",
         eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every, save_total_limit=2,
         load_best_model_at_end=True, metric_for_best_model="eval_focus_score" if by_focus else "eval_loss",
@@ -293,7 +297,7 @@ def _train_once(peft_model, tok, rows, val, config: FocusTrainConfig, lr: float,
         if fused is not None:
             fused.remove()  # the returned model is plain PEFT
     result = FocusTrainResult(trainer.model, list(trainer.state.log_history), trainer.state.best_metric,
-                              trainer.state.global_step, time.perf_counter() - t0, lr=lr)
+                              trainer.state.global_step, time.perf_counter() - t0, lr=lr, epochs=epochs)
     if focus_cb is not None:
         result.val_focus_history = focus_cb.history
         if focus_cb.history:  # the loss of the kept checkpoint: the first best score, as the Trainer keeps it
