@@ -45,17 +45,15 @@ class ValidationFocus:
 
 def measure(model, tok, records: list[FocusRecord], batch_size: int = 32,
             max_length: int | None = None) -> ValidationFocus:
-    from .evaluation import predict
+    from .evaluation import evaluate
 
-    preds = predict(model, tok, records, batch_size, max_length)
-    hits: dict[str, list[bool]] = {}
+    report = evaluate(model, tok, {"val": records}, batch_size, max_length)
+    per_type = {t: report.accuracy["val"][t] for t in templates.FOCUS_TYPES if t in report.accuracy["val"]}
     fam: dict[str, list[bool]] = {"core": [], "spurious": []}
     learning = {id(r) for r in _learning(records)}
-    for r, p in zip(records, preds):
-        hits.setdefault(r.focus_type, []).append(p == r.target)
+    for r, p in zip(records, report.predictions["val"]):
         if id(r) in learning:
             fam["spurious" if r.focus_type in templates.SPURIOUS_FAMILY else "core"].append(p == r.target)
-    per_type = {t: sum(v) / len(v) for t in templates.FOCUS_TYPES if (v := hits.get(t))}
     rate = {k: (sum(v) / len(v) if v else None) for k, v in fam.items()}
     return ValidationFocus(per_type, rate["core"], rate["spurious"], len(fam["core"]) + len(fam["spurious"]))
 
