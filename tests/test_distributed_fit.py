@@ -30,12 +30,13 @@ def setup(tmp_path_factory):
     return root
 
 
-def _fit(root, out, batch_size, procs, launcher="torchrun"):
+def _fit(root, out, batch_size, procs, launcher="torchrun", rates=("--lr", "5e-3", "--retry-lr")):
+    """``rates`` by default: one try at 5e-3, never retried (the processes are compared on one run)."""
     args = ["fit", "--model", str(root / "model"), "--task", str(root / "task.json"), "--data",
             str(root / "train.jsonl"), "--val", str(root / "val.jsonl"), "-o", str(out), "--epochs", "2", "--batch-size", str(batch_size),
-            "--lora-r", "4", "--lr", "5e-3", "--patience", "0", "--quiet", "--seed", "0",
+            "--lora-r", "4", "--patience", "0", "--quiet", "--seed", "0",
             "--per-example", "1", "--per-disagreeing", "1",  # one prompt per example: whole global batches
-            "--retry-lr"]  # one rate: the processes are compared on one run
+            *rates]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if procs == 1:
         cmd = [sys.executable, "-m", "steerkit"] + args
@@ -81,3 +82,24 @@ def test_fit_on_two_processes_matches_one_process(setup, one_process, launcher):
     assert first[0] == pytest.approx(first[1], rel=1e-5)
     assert log1["steps"] == log2["steps"] > 0
     assert log2["config"]["fused_lora"] and log2["config"]["label_only_loss"]
+
+
+def test_a_retry_on_two_processes_matches_one_process(setup):
+    """The retry under torchrun: every rank scores the validation records of the first try (at a rate too
+    small to learn anything, so it leaves the core family at chance), every rank decides to train again,
+    restores the same LoRA start and trains at the retry's rate; the kept adapter matches one process's."""
+    rates = ("--lr", "1e-7", "--retry-lr", "5e-3", "--retry-epochs", "2")
+    outs = {procs: setup / f"retry-{procs}" for procs in (1, 2)}
+    for procs, out in outs.items():
+        proc = _fit(setup, out, batch_size=8 // procs, procs=procs, rates=rates)
+        assert proc.stdout.count("(kept)") == 1, proc.stdout  # rank 0 alone reports the tries
+    logs = {procs: json.loads((out / "steerkit_focus.json").read_text()) for procs, out in outs.items()}
+    for log in logs.values():
+        assert [(t["lr"], t["epochs"]) for t in log["tries"]] == [(1e-7, 2.0), (5e-3, 2.0)]
+        assert log["tries"][0]["problems"]  # the first try is what made it train again
+    assert logs[2]["lr"] == logs[1]["lr"]
+    assert [t["steps"] for t in logs[2]["tries"]] == [t["steps"] for t in logs[1]["tries"]]
+    a, b = _adapter(outs[1]), _adapter(outs[2])
+    assert a.keys() == b.keys() and a
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-4)

@@ -62,8 +62,9 @@ class FocusTrainResult:
         return validation.selection_score(self.val_focus.mean, self.best_val_loss or 0.0)
 
     def summary(self) -> dict:
+        val_focus = None if self.val_focus is None else self.val_focus.metrics()
         return dict(lr=self.lr, epochs=self.epochs, steps=self.steps, seconds=self.seconds,
-                    best_val_loss=self.best_val_loss, val_focus=None if self.val_focus is None else self.val_focus.metrics(), problems=self.problems)
+                    best_val_loss=self.best_val_loss, val_focus=val_focus, problems=self.problems)
 
     def save(self, path: str | Path, tokenizer=None, extra: dict | None = None) -> Path:
         """The adapter as an ordinary PEFT folder, plus ``steerkit_focus.json`` with the run's log."""
