@@ -50,7 +50,7 @@ def _fit(root, out, batch_size, procs, launcher="torchrun", rates=("--lr", "5e-3
         # GPU its processes train on the CPU with gloo. Its --cpu flag runs a single process instead.
         cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", str(procs), "--num_machines", "1",
                "--mixed_precision", "no", "--dynamo_backend", "no", steerkit] + args
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)  # a run takes 10-20 s; a hang fails fast
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc
 

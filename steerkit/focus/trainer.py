@@ -123,10 +123,20 @@ def _use_packing(model, packed: bool | None) -> bool:
 def _trainer_class(label_only: bool):
     from transformers import Trainer
 
-    if not label_only:
-        return Trainer
+    class FocusTrainer(Trainer):
+        def save_model(self, *args, **kwargs):
+            super().save_model(*args, **kwargs)
+            # Every rank calls this from the checkpoint save; rank 0 alone writes. In older releases
+            # (4.51 among them) the other ranks then check at once whether the best checkpoint's folder exists, and one
+            # that looks before rank 0 has written it never loads the best model, skips the barrier that goes
+            # with it, and the ranks wait on different collectives for ever. Waiting here closes that race.
+            if rank_and_world()[1] > 1:
+                self.accelerator.wait_for_everyone()
 
-    class LabelOnlyTrainer(Trainer):
+    if not label_only:
+        return FocusTrainer
+
+    class LabelOnlyTrainer(FocusTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = label_only_loss(model, **inputs, num_items=num_items_in_batch)
             # as the Trainer's own loss: with the item count summed over ranks, DDP's mean over ranks
