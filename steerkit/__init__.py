@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 _NAMES = {
     "gated_steer": ".ops", "SteeringVectors": ".vectors", "patch": ".patching", "steer": ".patching",
-    "Handle": ".patching", "load_model": ".hf", "save_model": ".hf", "set_backend": ".backends", "get_backend": ".backends", "info": ".sysinfo",
+    "Handle": ".patching", "inspect": ".gateview", "load_model": ".hf", "save_model": ".hf", "set_backend": ".backends", "get_backend": ".backends", "info": ".sysinfo",
     **{m: "." + m for m in ("models", "mat", "focus", "lora", "reference", "hf")},
 }
 __getattr__, __dir__ = lazy(__name__, _NAMES)

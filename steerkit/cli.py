@@ -98,6 +98,13 @@ def _generate_args(p) -> None:
     _device_arg(p, "default: where the model loads")
 
 
+def _inspect_args(p) -> None:
+    _generate_args(p)
+    p.add_argument("-o", "--out", default="inspect.html", help="the HTML page to write (self-contained; default "
+                   "inspect.html)")
+    p.add_argument("--png", default=None, help="also write the gates as a PNG figure here (needs matplotlib)")
+
+
 def _convert_model_args(p) -> None:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("out", help="folder to write the Hugging Face checkpoint to (must be empty or new)")
@@ -670,31 +677,82 @@ def _paths(model_dir: str, vectors_path: str) -> list[dict]:
                 for (site, layer), (path, why) in sorted(handle.paths.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
 
 
-def _generate(args) -> int:
-    device = _device(args)
-    tokens = int(args.tokens) if args.tokens.isdigit() else args.tokens
-    from .steering import check_tokens
-
-    check_tokens(tokens)
+def _strength_for(args, vecs):
+    """--strength as ``patch`` takes it (refused before the model loads), or the file's suggested strength
+    (steerkit bench-steer), else 1; and whether the file's suggestion was used."""
     import torch
 
-    from .generate import compare
     from .strengths import parse_cli, strength_values
+
+    given = parse_cli(args.strength)
+    values = given if given is not None else vecs.provenance.get("suggested_strength") or 1.0
+    values = strength_values(values, vecs.attributes, "--strength")
+    suggested = args.strength is None and "suggested_strength" in vecs.provenance
+    return (values if isinstance(values, float) else torch.tensor(values)), values, suggested
+
+
+def _tokens_arg(args):
+    from .steering import check_tokens
+
+    return check_tokens(int(args.tokens) if args.tokens.isdigit() else args.tokens)
+
+
+def _generate(args) -> int:
+    device = _device(args)
+    tokens = _tokens_arg(args)
+    from .generate import compare
     from .vectors import SteeringVectors
 
     vecs = SteeringVectors.load(args.vectors)
-    given = parse_cli(args.strength)
-    values = given if given is not None else vecs.provenance.get("suggested_strength") or 1.0
-    values = strength_values(values, vecs.attributes, "--strength")  # refused before the model loads
-    strength = values if isinstance(values, float) else torch.tensor(values)
+    strength, values, suggested = _strength_for(args, vecs)
     model, tok = _load_for(vecs, args.model, device, args.chat)
     rows = compare(model, tok, vecs, args.prompt, strength=strength, tokens=tokens, max_new_tokens=args.max_new_tokens,
                    chat=args.chat)
     print(f"vectors: {vecs}")
-    if args.strength is None and "suggested_strength" in vecs.provenance:
+    if suggested:
         print(f"strength {values}: suggested for {vecs.provenance.get('suggested_for', 'this model')}")
     for prompt, plain, steered in rows:
         print(f"\nprompt:     {prompt}\nunsteered:  {plain}\nsteered:    {steered}")
+    return 0
+
+
+def _inspect(args) -> int:
+    from .outputs import check_output_file
+
+    device = _device(args)
+    tokens = _tokens_arg(args)
+    out = check_output_file(args.out, "--out")
+    png = None if args.png is None else check_output_file(args.png, "--png")
+    if png is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise ValueError("--png: needs matplotlib (pip install 'steerkit[plot]')") from None
+    from .gateview import inspect
+    from .gateview.trace import check_prompts
+    from .vectors import SteeringVectors
+
+    check_prompts(args.prompt)
+    vecs = SteeringVectors.load(args.vectors)
+    _, values, suggested = _strength_for(args, vecs)
+    values = [values] * vecs.num_attributes if isinstance(values, float) else values
+    model, tok = _load_for(vecs, args.model, device, args.chat)
+    result = inspect(model, tok, vecs, args.prompt, strength=values, tokens=tokens,
+                     max_new_tokens=args.max_new_tokens, chat=args.chat)
+    print(f"vectors: {vecs}")
+    if suggested:
+        print(f"strength {values}: suggested for {vecs.provenance.get('suggested_for', 'this model')}")
+    for view in result.views:
+        print(f"\nprompt:     {view.prompt}")
+        for kind in ("unsteered", "steered"):
+            trace = getattr(view, kind)
+            g = trace.gates[:, trace.prompt_len:]
+            gates = ", ".join(f"{a} {float(g[..., k][~g[..., k].isnan()].mean()):.2f}"
+                              for k, a in enumerate(result.attributes))
+            print(f"{kind + ':':<11} {trace.text}\n{'':<11} mean gate on it: {gates}")
+    print(f"\npage written to {result.save_html(out)}")
+    if png is not None:
+        print(f"figure written to {result.save_png(png)}")
     return 0
 
 
@@ -713,6 +771,8 @@ def _convert_model(args) -> int:
 COMMANDS = {
     "info": ("print versions and which backends are built (and why one is missing)", _info_args, _info),
     "generate": ("print steered next to unsteered continuations of a local model", _generate_args, _generate),
+    "inspect": ("see where steering acts: the unsteered and the steered continuation, every token shaded by each "
+                "attribute's gate, as a self-contained HTML page (and --png)", _inspect_args, _inspect),
     "demo": ("the MAT-Steer pipeline end to end on an embedded toy (or your model + data)", _demo_args, _demo),
     "bench-steer": ("compare steering methods on a real model (default SmolLM2): judge shift against fluency, "
                     "interference, selectivity, over data seeds; calibrates a strength", _bench_steer_args,

@@ -155,7 +155,7 @@ class FusedLayer:
         if weight is not None and weight.dtype != branch.dtype:  # e.g. float32 norms in a bf16 model
             new = residual + s.apply(key, branch)
             return new, norm(new)
-        return steer_add_rmsnorm(branch, residual, e.theta, e.gate_w, e.gate_b, s.row_strength(branch),
+        return steer_add_rmsnorm(branch, residual, e.theta, e.gate_w, e.gate_b, s.row_strength(key, branch),
                                  s.norm_preserve, weight, _norm_eps(norm) if norm is not None else 0.0,
                                  self.offset, self.cast, check_finite=False)
 
@@ -212,7 +212,7 @@ class FoldedProjection:
         if x.dtype != w.dtype:  # autocast: the projection runs in another dtype than the vectors
             return nn.functional.linear(self.steering.apply(self.key, x), w, b)
         e = self.steering.entry(self.key)
-        return steer_linear(x, w, b, e.theta, e.gate_w, e.gate_b, self.steering.row_strength(x),
+        return steer_linear(x, w, b, e.theta, e.gate_w, e.gate_b, self.steering.row_strength(self.key, x),
                             self.steering.norm_preserve, folded=self.folded(), check_finite=False)
 
     def remove(self) -> None:

@@ -9,12 +9,10 @@ from .patching import steer
 from .vectors import SteeringVectors
 
 
-def greedy_ids(model, tokenizer, prompts: list[str], max_new_tokens: int = 40,
-               chat: bool = False) -> tuple[list[list[int]], float]:
-    """Greedy continuations of every prompt in one left-padded batch (so every row continues from its
-    last real token), as token ids cut at the end-of-sequence token, and the new tokens produced per
-    second. ``chat``: each prompt is a user turn in the tokenizer's chat template, and the
-    continuation is the assistant's answer."""
+def encode_prompts(tokenizer, prompts: list[str], chat: bool = False):
+    """The prompts as one left-padded batch (so every row continues from its last real token), as
+    ``greedy_ids`` feeds them to ``generate``. ``chat``: each prompt is a user turn in the tokenizer's chat
+    template, and the continuation is the assistant's answer."""
     if chat:
         from .hf import chat_prompt
 
@@ -23,9 +21,15 @@ def greedy_ids(model, tokenizer, prompts: list[str], max_new_tokens: int = 40,
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     # a chat template already holds the special tokens the model starts with
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False,
-                      add_special_tokens=not chat)
-    batch = batch.to(next(model.parameters()).device)
+    return tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False,
+                     add_special_tokens=not chat)
+
+
+def greedy_ids(model, tokenizer, prompts: list[str], max_new_tokens: int = 40,
+               chat: bool = False) -> tuple[list[list[int]], float]:
+    """Greedy continuations of every prompt in one left-padded batch (``encode_prompts``), as token ids
+    cut at the end-of-sequence token, and the new tokens produced per second."""
+    batch = encode_prompts(tokenizer, prompts, chat).to(next(model.parameters()).device)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
     with torch.no_grad():
         t0 = time.perf_counter()

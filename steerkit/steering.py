@@ -69,6 +69,7 @@ class Steering:
         self._prompt_len: torch.Tensor | None = None  # [B] non-pad prompt tokens, set at the prefill
         self._prompt: tuple | None = None  # (input_ids, mask) of that prefill, to recognise uncached continuations
         self._entries: dict[tuple[str, int], Entry] = {}
+        self._watchers: list = []  # fn(key, x, strength rows) per steered activation (steerkit.gateview)
         for site, layer in vectors:
             ref = _param_like(layout.layers[layer])
             e = vectors[(site, layer)]
@@ -98,9 +99,23 @@ class Steering:
         # moved once here, so the per-call .to(x.device) is a no-op on a single-device model
         self._strength = s.to(self._device)
 
-    def row_strength(self, x: torch.Tensor) -> torch.Tensor:
-        """The strength for the rows of ``x`` ([B,T,D] or [B*T,D]): [K], or one [K] row per token
-        where strengths differ per sequence or a token policy masks tokens out."""
+    def watch(self, fn) -> "_Unwatch":
+        """Call ``fn(key, x, strength)`` with every activation ``x`` a path steers at ``key`` (before the
+        edit) and the strength it applies to its rows (what ``row_strength`` returns), on every path
+        (hook, fused, folded). For looking, not editing; ``.remove()`` on the result stops it."""
+        self._watchers.append(fn)
+        return _Unwatch(self._watchers, fn)
+
+    def row_strength(self, key: tuple[str, int], x: torch.Tensor) -> torch.Tensor:
+        """The strength for the rows of ``x`` ([B,T,D] or [B*T,D]), the activation steered at ``key``: [K],
+        or one [K] row per token where strengths differ per sequence or a token policy masks tokens out.
+        Every path asks for it once per steered activation, so watchers (``watch``) are told here."""
+        s = self._rows(x)
+        for fn in self._watchers:
+            fn(key, x, s)
+        return s
+
+    def _rows(self, x: torch.Tensor) -> torch.Tensor:
         s = self._strength.to(x.device)
         if self._token_mask is not None:
             m = self._token_mask.to(device=x.device, dtype=s.dtype)  # [B,T]
@@ -119,7 +134,7 @@ class Steering:
     def apply(self, key: tuple[str, int], x: torch.Tensor) -> torch.Tensor:
         """``gated_steer`` of the activation ``x`` at ``key``."""
         e = self._entries[key]
-        return gated_steer(x, e.theta, e.gate_w, e.gate_b, self.row_strength(x),
+        return gated_steer(x, e.theta, e.gate_w, e.gate_b, self.row_strength(key, x),
                            norm_preserve=self.vectors.norm_preserve, check_finite=False)
 
     # -- token policy --------------------------------------------------------------------------
@@ -163,3 +178,12 @@ class Steering:
         else:
             keep = pos >= self.tokens
         self._token_mask = keep & real
+
+
+class _Unwatch:
+    def __init__(self, watchers: list, fn):
+        self._watchers, self._fn = watchers, fn
+
+    def remove(self) -> None:
+        if self._fn in self._watchers:
+            self._watchers.remove(self._fn)
