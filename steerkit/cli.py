@@ -105,6 +105,20 @@ def _inspect_args(p) -> None:
     p.add_argument("--png", default=None, help="also write the gates as a PNG figure here (needs matplotlib)")
 
 
+def _playground_args(p) -> None:
+    p.add_argument("--model", required=True, help=MODEL_HELP)
+    p.add_argument("--vectors", required=True, help="a steerkit .safetensors vector file, or a llama.cpp control "
+                   "vector (.gguf); the page can load another")
+    chat = p.add_mutually_exclusive_group()
+    chat.add_argument("--chat", dest="chat", action="store_true", default=None,
+                      help="send the prompt as a user turn in the chat template (default: on where the model has one)")
+    chat.add_argument("--no-chat", dest="chat", action="store_false", help="send the prompt as plain text")
+    p.add_argument("--max-new-tokens", type=positive_int, default=64, help="the page's default (default 64)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="default 7860")
+    _device_arg(p, "default: where the model loads")
+
+
 def _convert_model_args(p) -> None:
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("out", help="folder to write the Hugging Face checkpoint to (must be empty or new)")
@@ -756,6 +770,27 @@ def _inspect(args) -> int:
     return 0
 
 
+def _playground(args) -> int:
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port: expected 1 to 65535, got {args.port}")
+    device = _device(args)
+    from .playground.server import needs_ui
+
+    needs_ui()  # refused before the model loads
+    from .playground import Playground
+    from .playground.server import serve
+    from .vectors import SteeringVectors
+
+    vecs = SteeringVectors.load(args.vectors)
+    model, tok = _load_for(vecs, args.model, device, bool(args.chat))
+    playground = Playground(model, tok, vecs, chat=args.chat, max_new_tokens=args.max_new_tokens, name=args.model)
+    playground.vectors_path = args.vectors
+    print(f"steerkit playground: {args.model} with {vecs}; chat template {'on' if playground.chat else 'off'}\n"
+          f"serving on http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+    serve(playground, args.host, args.port)
+    return 0
+
+
 def _convert_model(args) -> int:
     from .outputs import check_output_dir
 
@@ -773,6 +808,9 @@ COMMANDS = {
     "generate": ("print steered next to unsteered continuations of a local model", _generate_args, _generate),
     "inspect": ("see where steering acts: the unsteered and the steered continuation, every token shaded by each "
                 "attribute's gate, as a self-contained HTML page (and --png)", _inspect_args, _inspect),
+    "playground": ("a local web page for exploring steering: sliders per attribute, the unsteered and the steered "
+                   "answer streamed side by side and shaded by gate, a strength sweep, the layer sweep (needs [ui])",
+                   _playground_args, _playground),
     "demo": ("the MAT-Steer pipeline end to end on an embedded toy (or your model + data)", _demo_args, _demo),
     "bench-steer": ("compare steering methods on a real model (default SmolLM2): judge shift against fluency, "
                     "interference, selectivity, over data seeds; calibrates a strength", _bench_steer_args,

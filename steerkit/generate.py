@@ -26,11 +26,15 @@ def encode_prompts(tokenizer, prompts: list[str], chat: bool = False):
 
 
 def greedy_ids(model, tokenizer, prompts: list[str], max_new_tokens: int = 40,
-               chat: bool = False) -> tuple[list[list[int]], float]:
+               chat: bool = False, streamer=None) -> tuple[list[list[int]], float]:
     """Greedy continuations of every prompt in one left-padded batch (``encode_prompts``), as token ids
-    cut at the end-of-sequence token, and the new tokens produced per second."""
+    cut at the end-of-sequence token, and the new tokens produced per second. ``streamer``: an object with
+    ``put(ids)`` and ``end()``, told the prompt ids ([B,T]) and then each step's tokens ([B]), as
+    transformers' streamers are (``steerkit.playground`` streams through it)."""
     batch = encode_prompts(tokenizer, prompts, chat).to(next(model.parameters()).device)
     kw = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    if streamer is not None:
+        kw["streamer"] = streamer
     with torch.no_grad():
         t0 = time.perf_counter()
         out = model.generate(**batch, **kw)

@@ -83,7 +83,7 @@ class Inspection:
         return save_png(self, path)
 
 
-class _Recorder:
+class Recorder:
     """A ``Steering.watch`` callback: per (site, layer), each forward call's gates and strength × gate as
     [B, t, K] float32 on the CPU."""
 
@@ -110,7 +110,7 @@ class _Recorder:
                      for i in (0, 1))
 
 
-def _token_texts(tok, ids: list[int]) -> list[str]:
+def token_texts(tok, ids: list[int]) -> list[str]:
     """Each token as the text it adds to the ones before (a lone decode drops a SentencePiece token's
     leading space); a token inside a multi-byte character falls back to its own decode."""
     out, before = [], ""
@@ -121,13 +121,13 @@ def _token_texts(tok, ids: list[int]) -> list[str]:
     return out
 
 
-def _read(model, vectors: SteeringVectors, places, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def read_tokens(model, vectors: SteeringVectors, places, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """One forward of ``ids`` under a strength-0 patch on the hook path (every activation unchanged):
     the gates the steering would see, [places, T, K], and each token's NLL under the unsteered model."""
     device = next(model.parameters()).device
     x = torch.tensor([ids], device=device)
     with steer(model, vectors, strength=0.0, fused=False) as handle:
-        rec = _Recorder(handle.steering, 1)
+        rec = Recorder(handle.steering, 1)
         watching = handle.steering.watch(rec)
         try:
             with torch.no_grad():
@@ -170,7 +170,7 @@ def inspect(model, tokenizer, vectors: SteeringVectors, prompts, strength=None, 
     batch = encode_prompts(tokenizer, prompts, chat)
     plain, _ = greedy_ids(model, tokenizer, prompts, max_new_tokens, chat)
     with steer(model, vectors, strength=torch.tensor(values), tokens=tokens) as handle:
-        rec = _Recorder(handle.steering, len(prompts))
+        rec = Recorder(handle.steering, len(prompts))
         watching = handle.steering.watch(rec)
         try:
             steered, _ = greedy_ids(model, tokenizer, prompts, max_new_tokens, chat)
@@ -192,7 +192,7 @@ def inspect(model, tokenizer, vectors: SteeringVectors, prompts, strength=None, 
         traces = []
         for cont, run in ((plain[b], None), (steered[b], (gates[:, b], applied[:, b]))):
             ids = prompt_ids + cont
-            would, nll = _read(model, vectors, places, ids)
+            would, nll = read_tokens(model, vectors, places, ids)
             if run is None:
                 g, a = would, torch.zeros_like(would)
             else:  # the generation's own record: prompt tokens from the prefill, then one per step
@@ -200,7 +200,7 @@ def inspect(model, tokenizer, vectors: SteeringVectors, prompts, strength=None, 
                 a = g.clone()
                 n = min(len(ids), seen - pad)
                 g[:, :n], a[:, :n] = run[0][:, pad:pad + n], run[1][:, pad:pad + n]
-            traces.append(Trace(ids, _token_texts(tokenizer, ids), len(prompt_ids),
+            traces.append(Trace(ids, token_texts(tokenizer, ids), len(prompt_ids),
                                 tokenizer.decode(cont, skip_special_tokens=True), g, a, nll))
         result.views.append(PromptView(prompt, *traces))
     return result
