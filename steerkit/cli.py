@@ -37,6 +37,7 @@ def _number(kind, low: float, strict: bool, what: str, below: float = float("inf
 
 
 positive_int = _number(int, 1, False, "an integer >= 1")
+nonnegative_int = _number(int, 0, False, "an integer >= 0")
 positive_float = _number(float, 0.0, True, "a number > 0")
 fraction = _number(float, 0.0, False, "a fraction in [0, 1)", below=1.0)
 
@@ -54,6 +55,22 @@ def _site_args(p, required: bool) -> None:
 
 def _device_arg(p, default_help: str = "default: CUDA when available, else the CPU") -> None:
     p.add_argument("--device", default=None, help=f"e.g. cpu, cuda, cuda:1; {default_help}")
+
+
+TRAIN_DTYPES = ("float32", "bfloat16")
+
+
+def _val_disagreeing_arg(p) -> None:
+    p.add_argument("--val-disagreeing", type=nonnegative_int, default=None, metavar="N",
+                   help="hold out at least N examples whose features disagree for validation (at most half; the "
+                        "two kinds split apart), where the retry is decided; default 0: a plain random split")
+
+
+def _train_dtype_arg(p) -> None:
+    p.add_argument("--dtype", choices=TRAIN_DTYPES, default=None,
+                   help="the base model's weights in training (the LoRA adapters stay float32); default: as the "
+                        "model loads (float32 for a GGUF file). bfloat16 wants a GPU or a CPU with avx512_bf16 or "
+                        "AMX; on SmolLM2 and Gemma 3 270M it reached FIT's accuracy (README)")
 
 
 def _mat_args(p, defaults: bool) -> None:
@@ -181,6 +198,11 @@ def _demo_args(p) -> None:
                    help="with --focus --model: the seeds (data draw, LoRA init, order) to run (default: 0 1 2; "
                         "--quick: 0)")
     p.add_argument("--out", default=None, help="with --focus --model: folder for fit.json, fit.md and the radar plot")
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="with --focus --model: train nothing; one table from the fit.json of earlier --out folders "
+                        "(seeds run apart, with the same model and recipe)")
+    _train_dtype_arg(p)
+    _val_disagreeing_arg(p)
 
 
 def _bench_steer_args(p) -> None:
@@ -294,6 +316,8 @@ def _fit_args(p) -> None:
                    help="also adapt the output head (for labels the base model has never produced)")
     p.add_argument("--seed", type=int, default=c.seed)
     _device_arg(p)
+    _train_dtype_arg(p)
+    _val_disagreeing_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -343,6 +367,8 @@ def _demo(args) -> int:
         return _demo_focus(args)
     if args.base_seed is not None:
         raise ValueError("--base-seed goes with --focus (the MAT-Steer demo's toy takes --toy-seed)")
+    if any(getattr(args, a) is not None for a in ("merge", "dtype", "val_disagreeing")):
+        raise ValueError("--merge, --dtype and --val-disagreeing go with --focus --model")
     if args.toy_seed is not None and args.model is not None:
         raise ValueError("--toy-seed goes with the embedded toy, not with --model")
     if args.toy_seed is not None and len(args.toy_seed) > 1 and args.save_vectors:
@@ -400,8 +426,9 @@ def _mat_config(args, base):
 def _demo_focus(args) -> int:
     if args.model is not None:
         return _demo_focus_model(args)
-    if args.seeds is not None or args.out is not None:
-        raise ValueError("--seeds and --out go with --focus --model (the toy's FIT demo takes --base-seed)")
+    if any(getattr(args, a) is not None for a in ("seeds", "out", "merge", "dtype", "val_disagreeing")):
+        raise ValueError("--seeds, --out, --merge, --dtype and --val-disagreeing go with --focus --model (the toy's "
+                         "FIT demo takes --base-seed)")
     from . import demo_focus
 
     options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
@@ -427,12 +454,21 @@ def _demo_focus_model(args) -> int:
 
     from dataclasses import replace
 
-    recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()
-    # --epochs and --lr: the focus training's (FIT's and SFT's), as in the toy's FIT demo
-    recipe = replace(recipe, epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr)
-    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     t0 = time.perf_counter()
-    report = dm.run(args.model, seeds=seeds, recipe=recipe)
+    if args.merge is not None:
+        trained = [a for a in ("quick", "seeds", "epochs", "lr", "dtype", "val_disagreeing")
+                   if getattr(args, a) not in (None, False)]
+        if trained:
+            raise ValueError(f"--merge trains nothing: it takes its settings from the folders, not from "
+                             f"--{trained[0]}")
+        report = dm.ModelFocusReport.merge(args.merge)
+    else:
+        recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()
+        # --epochs and --lr: the focus training's (FIT's and SFT's), as in the toy's FIT demo
+        recipe = replace(recipe, epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr, dtype=args.dtype,
+                         val_disagreeing=args.val_disagreeing)
+        seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+        report = dm.run(args.model, seeds=seeds, recipe=recipe)
     print()
     print(report.table())
     print(f"took {time.perf_counter() - t0:.0f} s")
@@ -570,6 +606,7 @@ def _fit(args) -> int:
     config = FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               grad_accum=args.grad_accum, max_length=args.max_length,
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
+                              val_disagreeing=args.val_disagreeing or 0,
                               patience=args.patience or None, select=args.select, seed=args.seed,
                               retry_lrs=tuple(args.retry_lr), retry_epochs=args.retry_epochs,
                               progress=not args.quiet, device=_device(args))
@@ -578,7 +615,7 @@ def _fit(args) -> int:
     from .hf import load_model
 
     task = focus.FocusTask.load(args.task)
-    model, tok = load_model(args.model)
+    model, tok = load_model(args.model, dtype=args.dtype)
     build = dict(focus_types=args.types, per_example=min(args.per_example, len(args.types)),
                  per_disagreeing=min(args.per_disagreeing, len(args.types)), tokenizer=tok, seed=args.seed)
     records = focus.build_focus_dataset(args.data, task, **build)

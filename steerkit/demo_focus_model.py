@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from . import focus
@@ -45,6 +45,18 @@ class FitRecipe:
     r: int | None = None
     head: bool | None = None
     batch_size: int | None = None
+    dtype: str | None = None  # the base's weights in training ("bfloat16"); None: as the model loads (fp32 here)
+    val_disagreeing: int | None = None  # None: FocusTrainConfig's
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FitRecipe":
+        """The recipe as ``asdict`` wrote it into fit.json (lists back to tuples; fields it lacks at their
+        defaults, so an earlier file reads too)."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"recipe: unknown field(s) {', '.join(unknown)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     @classmethod
     def quick(cls) -> "FitRecipe":
@@ -59,7 +71,9 @@ class FitRecipe:
         return focus.FocusTrainConfig(epochs=self.epochs or d.epochs, lr=self.lr or d.lr,
                                       retry_lrs=d.retry_lrs if self.retry_lrs is None else tuple(self.retry_lrs),
                                       retry_epochs=self.retry_epochs or d.retry_epochs,
-                                      batch_size=self.batch_size or d.batch_size, seed=seed, progress=progress)
+                                      batch_size=self.batch_size or d.batch_size, seed=seed, progress=progress,
+                                      val_disagreeing=d.val_disagreeing if self.val_disagreeing is None
+                                      else self.val_disagreeing)
 
     def lora(self) -> focus.LoraSettings:
         d = focus.LoraSettings()
@@ -77,6 +91,12 @@ class SeedRun:
     lr: dict = field(default_factory=dict)  # method -> the learning rate of the try kept
     epochs: dict = field(default_factory=dict)  # method -> the epochs of the try kept
     tries: dict = field(default_factory=dict)  # method -> focus.FocusTrainResult.tries
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SeedRun":
+        reports = {m: focus.FocusReport(r["accuracy"], r["count"]) for m, r in d["reports"].items()}
+        return cls(reports, **{k: d.get(k, {}) for k in ("seconds", "val_loss", "val_focus", "steps", "lr", "epochs",
+                                                          "tries")})
 
 
 @dataclass
@@ -119,17 +139,21 @@ class ModelFocusReport:
                 cells.append(f"{statistics.mean(v):.2f} ({min(v):.2f}-{max(v):.2f})" if v else "-")
             lines.append(f"| {focus.templates.PRETTY[t]} | " + " | ".join(cells) + " |")
         per_seed = [(m, t) for m in methods for t in ("focus_c", "focus_s")]
+        # the rates' column is as wide as its longest entry (a retry reads "0.001/3>0.0003/6*"), left-aligned
+        # after two spaces, so a long one never runs into the seconds before it
+        rate_width = max([len(f"{m} lr/ep") for m in methods] + [len(_rates(r, m)) for r in self.runs.values()
+                                                                  for m in methods])
         lines += ["", "per seed, flipped split (C: focus(C), S: focus(S); all: mean over the seven types), training "
                       "seconds (every try) and the learning rate/epochs (where several were tried, each in order, the "
                       "kept one starred):", f"{'seed':>6}" + "".join(f"{m + ' ' + t[-1].upper():>8}" for m, t in per_seed)
                   + "".join(f"{m + ' all':>9}" for m in methods) + "".join(f"{m + ' s':>8}" for m in methods)
-                  + "".join(f"{m + ' lr/ep':>17}" for m in methods)]
+                  + "".join(f"  {m + ' lr/ep':<{rate_width}}" for m in methods).rstrip()]
         for seed, r in self.runs.items():
             flipped = {m: r.reports[m].accuracy["flipped"] for m in methods}
             lines.append(f"{seed:>6}" + "".join(f"{flipped[m][t]:>8.2f}" for m, t in per_seed)
                          + "".join(f"{r.reports[m].mean('flipped'):>9.2f}" for m in methods)
                          + "".join(f"{r.seconds[m]:>8.0f}" for m in methods)
-                         + "".join(f"{_rates(r, m):>17}" for m in methods))
+                         + "".join(f"  {_rates(r, m):<{rate_width}}" for m in methods).rstrip())
         lines += ["", "targets (issue 28), per seed:"]
         for g in self.targets():
             lines.append(f"  {g['method']} {g['split']} {focus.templates.PRETTY[g['focus_type']]} {g['op']} "
@@ -143,6 +167,39 @@ class ModelFocusReport:
                                      val_loss=r.val_loss, val_focus=r.val_focus, steps=r.steps, lr=r.lr,
                                      epochs=r.epochs, tries=r.tries)
                           for seed, r in self.runs.items()})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelFocusReport":
+        return cls(d["model"], FitRecipe.from_dict(d["recipe"]),
+                   {int(seed): SeedRun.from_dict(r) for seed, r in d["runs"].items()})
+
+    @classmethod
+    def merge(cls, folders) -> "ModelFocusReport":
+        """One report from the fit.json of earlier runs (each of one seed or several), as if they had run
+        in one call: the same model and recipe, no seed twice. Refused in one line otherwise."""
+        parts = []
+        for folder in folders:
+            path = Path(folder) / "fit.json" if Path(folder).is_dir() else Path(folder)
+            if not path.is_file():
+                raise ValueError(f"--merge: {folder} holds no fit.json (a folder written by --out)")
+            try:
+                parts.append((path, cls.from_dict(json.loads(path.read_text()))))
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"--merge: {path} is not a fit.json this version reads ({err})") from None
+        if not parts:
+            raise ValueError("--merge: expected at least one folder")
+        first_path, first = parts[0]
+        runs = {}
+        for path, part in parts:
+            if part.model != first.model or part.recipe != first.recipe:
+                raise ValueError(f"--merge: {path} ran {part.model} with another recipe or model than {first_path} "
+                                 f"({first.model}); only runs of one model and recipe make one table")
+            twice = sorted(set(part.runs) & set(runs))
+            if twice:
+                raise ValueError(f"--merge: seed(s) {', '.join(map(str, twice))} of {path} already came from another "
+                                 "folder")
+            runs.update(part.runs)
+        return cls(first.model, first.recipe, dict(sorted(runs.items())))
 
     def save(self, out: str | Path) -> dict[str, Path]:
         """fit_<name>.json, .md and the radar plot (when matplotlib imports) in ``out``."""
@@ -180,7 +237,7 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
     """Each method of the recipe per seed, from one loaded base (each run's LoRA is unloaded after it)."""
     from .hf import load_model
 
-    base, tok = load_model(model)
+    base, tok = load_model(model, dtype=recipe.dtype)
     runs = {}
     for seed in seeds:
         data = reviews.splits(train=recipe.examples, test=recipe.test, agree=recipe.agree, seed=seed)

@@ -174,6 +174,12 @@ def dtype_kwargs(dtype) -> dict:
     """The ``from_pretrained`` keyword for a dtype (``torch_dtype`` before transformers 4.56)."""
     if dtype is None:
         return {}
+    if isinstance(dtype, str):  # a name ("bfloat16"), as the CLI and a saved recipe give it
+        import torch
+
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise ValueError(f"dtype: expected a torch dtype's name (float32, bfloat16, float16), got {dtype!r}")
+        dtype = getattr(torch, dtype)
     return {"dtype" if transformers_version() >= (4, 56) else "torch_dtype": dtype}
 
 

@@ -85,7 +85,7 @@ def test_fit_on_two_processes_matches_one_process(setup, one_process, launcher):
 
 
 def test_a_retry_on_two_processes_matches_one_process(setup):
-    """The retry under torchrun: every rank scores the validation records of the first try (at a rate too
+    """The retry under torchrun: the ranks score the validation records of the first try together (at a rate too
     small to learn anything, so it leaves the core family at chance), every rank decides to train again,
     restores the same LoRA start and trains at the retry's rate; the kept adapter matches one process's."""
     rates = ("--lr", "1e-7", "--retry-lr", "5e-3", "--retry-epochs", "2")
@@ -98,6 +98,11 @@ def test_a_retry_on_two_processes_matches_one_process(setup):
         assert [(t["lr"], t["epochs"]) for t in log["tries"]] == [(1e-7, 2.0), (5e-3, 2.0)]
         assert log["tries"][0]["problems"]  # the first try is what made it train again
     assert logs[2]["lr"] == logs[1]["lr"]
+    # each rank scores half the validation records and they swap: the same accuracies as one process's
+    accuracies = {procs: [{k: v for k, v in h.items() if "accuracy" in k or "disagreeing" in k}
+                          for h in log["val_focus_history"]] for procs, log in logs.items()}
+    assert accuracies[2] == accuracies[1] and accuracies[1]
+    assert logs[2]["val_focus"] == logs[1]["val_focus"]
     assert [t["steps"] for t in logs[2]["tries"]] == [t["steps"] for t in logs[1]["tries"]]
     a, b = _adapter(outs[1]), _adapter(outs[2])
     assert a.keys() == b.keys() and a

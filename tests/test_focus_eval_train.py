@@ -162,6 +162,23 @@ def test_training_is_seeded_and_the_loss_covers_only_the_target(tok):
     assert a.best_val_loss == pytest.approx(nll, rel=1e-4)
 
 
+def test_a_stratified_validation_split_holds_out_examples_whose_features_disagree():
+    from steerkit.focus import reviews
+    from steerkit.focus.trainer import split_validation
+
+    records = focus.build_focus_dataset(reviews.examples(240, 0.9, seed=0), reviews.TASK, per_example=2,
+                                        per_disagreeing="all", seed=0)
+    against = {r.id for r in records if r.spurious_label != r.label}
+    assert len(against) == 24
+    plain = split_validation(records, 0.1, seed=5)
+    assert split_validation(records, 0.1, seed=5, disagreeing=0) == plain  # 0: the plain split, unchanged
+    for want, held in ((4, 4), (1, 2), (50, 12)):  # at least `want`, at least the fraction, at most half
+        train, val = split_validation(records, 0.1, seed=5, disagreeing=want)
+        val_ids, train_ids = {r.id for r in val}, {r.id for r in train}
+        assert not val_ids & train_ids and len(train) + len(val) == len(records)
+        assert len(val_ids & against) == held and len(val_ids - against) == round(0.1 * 216)
+
+
 def test_lora_settings_reject_bad_values():
     with pytest.raises(ValueError, match="rank"):
         focus.LoraSettings(r=0).peft_config()

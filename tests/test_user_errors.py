@@ -85,6 +85,7 @@ def test_outputs_into_a_missing_folder_are_refused_before_any_work(tmp_path, cap
     (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--dropout", "1"], "--dropout"),
     (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--lr", "inf"], "--lr"),
     (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--lr", "nan"], "--lr"),
+    (["fit", "--model", "m", "--task", "t", "--data", "d", "-o", "o", "--val-disagreeing", "-1"], "--val-disagreeing"),
 ])
 def test_numbers_out_of_range_are_argument_errors(argv, option, capsys):
     rc, err = _run(argv, capsys)
@@ -94,7 +95,8 @@ def test_numbers_out_of_range_are_argument_errors(argv, option, capsys):
 def test_fit_settings_that_cannot_train_are_refused_by_the_config():
     from steerkit.focus import FocusTrainConfig
 
-    for bad, match in (({"epochs": 0}, "epochs must be > 0"), ({"lr": 0.0}, "lr must be > 0")):
+    for bad, match in (({"epochs": 0}, "epochs must be > 0"), ({"lr": 0.0}, "lr must be > 0"),
+                       ({"val_disagreeing": -1}, "val_disagreeing must be >= 0")):
         with pytest.raises(ValueError, match=match):
             FocusTrainConfig(**bad).check()
 

@@ -91,16 +91,27 @@ class _Encoded(torch.utils.data.Dataset):
         return self.rows[i]
 
 
-def split_validation(records: list[FocusRecord], fraction: float, seed: int = 0):
-    """(train, val) with whole examples on one side, so no input is in both."""
+def split_validation(records: list[FocusRecord], fraction: float, seed: int = 0, disagreeing: int = 0):
+    """(train, val) with whole examples on one side, so no input is in both. With ``disagreeing`` > 0 the
+    examples whose features disagree (spurious label not the label) and the others are split apart, each
+    at ``fraction``, and at least ``disagreeing`` of the first kind (at most half of them) are held out."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"val_fraction: expected a fraction in (0, 1), got {fraction}")
     ids = sorted({r.id for r in records})
     if len(ids) < 2:
         raise ValueError("records: need at least two distinct examples to hold some out for validation")
     rng = random.Random(seed)
-    rng.shuffle(ids)
-    held = set(ids[:max(1, round(fraction * len(ids)))])
+    if disagreeing <= 0:
+        rng.shuffle(ids)
+        held = set(ids[:max(1, round(fraction * len(ids)))])
+    else:
+        against = sorted({r.id for r in records if r.spurious_label and r.spurious_label != r.label})
+        agree = sorted(set(ids) - set(against))
+        rng.shuffle(against)
+        rng.shuffle(agree)
+        n_against = max(round(fraction * len(against)), min(disagreeing, len(against) // 2))
+        held = set(against[:n_against]) | set(agree[:round(fraction * len(agree))])
+        held = held or {agree[0] if agree else against[0]}
     return [r for r in records if r.id not in held], [r for r in records if r.id in held]
 
 
@@ -205,7 +216,7 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if problem:
         warnings.warn(problem, FocusDataWarning, stacklevel=2)
     if val is None:
-        records, val = split_validation(records, config.val_fraction, config.seed)
+        records, val = split_validation(records, config.val_fraction, config.seed, config.val_disagreeing)
     val = load_records(val)
     rows = (_encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length))
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
@@ -236,7 +247,8 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
         for p in best.problems:
             warnings.warn(p, FocusTrainingWarning, stacklevel=2)
         if output_dir is not None and rank == 0:  # one writer under torchrun / accelerate launch
-            best.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config)))
+            base_dtype = str(next(peft_model.get_base_model().parameters()).dtype).removeprefix("torch.")
+            best.save(output_dir, tok, dict(lora=asdict(lora), config=asdict(config), base_dtype=base_dtype))
     return best
 
 

@@ -43,17 +43,36 @@ class ValidationFocus:
         return out
 
 
+def _predictions(model, tok, records: list[FocusRecord], batch_size: int, max_length: int | None) -> list[str]:
+    """Every record's prediction. Under several processes (torchrun, accelerate launch: the Trainer has
+    joined them in a group) each scores every world-th record and they swap, so an evaluation costs each
+    process its share rather than the whole set."""
+    from .evaluation import predict
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return predict(model, tok, records, batch_size, max_length)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shares: list = [None] * world
+    dist.all_gather_object(shares, predict(model, tok, records[rank::world], batch_size, max_length))
+    out: list = [None] * len(records)
+    for r, share in enumerate(shares):
+        out[r::world] = share
+    return out
+
+
 def measure(model, tok, records: list[FocusRecord], batch_size: int = 32,
             max_length: int | None = None) -> ValidationFocus:
-    from .evaluation import evaluate
-
-    report = evaluate(model, tok, {"val": records}, batch_size, max_length)
-    per_type = {t: report.accuracy["val"][t] for t in templates.FOCUS_TYPES if t in report.accuracy["val"]}
+    predictions = _predictions(model, tok, records, batch_size, max_length)
+    hits: dict[str, list[bool]] = {}
     fam: dict[str, list[bool]] = {"core": [], "spurious": []}
     learning = {id(r) for r in _learning(records)}
-    for r, p in zip(records, report.predictions["val"]):
+    for r, p in zip(records, predictions):
+        hits.setdefault(r.focus_type, []).append(p == r.target)
         if id(r) in learning:
             fam["spurious" if r.focus_type in templates.SPURIOUS_FAMILY else "core"].append(p == r.target)
+    per_type = {t: sum(hits[t]) / len(hits[t]) for t in templates.FOCUS_TYPES if t in hits}
     rate = {k: (sum(v) / len(v) if v else None) for k, v in fam.items()}
     return ValidationFocus(per_type, rate["core"], rate["spurious"], len(fam["core"]) + len(fam["spurious"]))
 
