@@ -69,8 +69,9 @@ def _val_disagreeing_arg(p) -> None:
 def _train_dtype_arg(p) -> None:
     p.add_argument("--dtype", choices=TRAIN_DTYPES, default=None,
                    help="the base model's weights in training (the LoRA adapters stay float32); default: as the "
-                        "model loads (float32 for a GGUF file). bfloat16 wants a GPU or a CPU with avx512_bf16 or "
-                        "AMX; on SmolLM2 and Gemma 3 270M it reached FIT's accuracy (README)")
+                        "model loads (float32 for a GGUF file). bfloat16 halves the base's memory (a GPU, or a CPU "
+                        "with avx512_bf16 or AMX), but on SmolLM2 it missed fp32's focus accuracy on 1 of 2 seeds "
+                        "(README)")
 
 
 def _mat_args(p, defaults: bool) -> None:
