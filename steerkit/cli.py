@@ -363,13 +363,25 @@ def _info(args) -> int:
     return 0
 
 
+# demo options for FIT on a real model (--focus --model) alone; the demos that do not take them refuse them
+_MODEL_FOCUS_OPTIONS = ("seeds", "out", "merge", "dtype", "val_disagreeing")
+# the ones that train, which --merge (it trains nothing) refuses
+_MODEL_FOCUS_TRAINING = ("quick", "seeds", "epochs", "lr", "dtype", "val_disagreeing")
+
+
+def _refuse_given(args, names: tuple[str, ...], why: str) -> None:
+    """One line naming the first of ``names`` given on the command line, and why it does not belong."""
+    given = [n for n in names if getattr(args, n) not in (None, False)]
+    if given:
+        raise ValueError(f"--{given[0].replace('_', '-')} {why}")
+
+
 def _demo(args) -> int:
     if args.focus:
         return _demo_focus(args)
     if args.base_seed is not None:
         raise ValueError("--base-seed goes with --focus (the MAT-Steer demo's toy takes --toy-seed)")
-    if any(getattr(args, a) is not None for a in ("merge", "dtype", "val_disagreeing")):
-        raise ValueError("--merge, --dtype and --val-disagreeing go with --focus --model")
+    _refuse_given(args, _MODEL_FOCUS_OPTIONS, "goes with --focus --model (FIT on a real model)")
     if args.toy_seed is not None and args.model is not None:
         raise ValueError("--toy-seed goes with the embedded toy, not with --model")
     if args.toy_seed is not None and len(args.toy_seed) > 1 and args.save_vectors:
@@ -427,9 +439,7 @@ def _mat_config(args, base):
 def _demo_focus(args) -> int:
     if args.model is not None:
         return _demo_focus_model(args)
-    if any(getattr(args, a) is not None for a in ("seeds", "out", "merge", "dtype", "val_disagreeing")):
-        raise ValueError("--seeds, --out, --merge, --dtype and --val-disagreeing go with --focus --model (the toy's "
-                         "FIT demo takes --base-seed)")
+    _refuse_given(args, _MODEL_FOCUS_OPTIONS, "goes with --focus --model (the toy's FIT demo takes --base-seed)")
     from . import demo_focus
 
     options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
@@ -457,11 +467,8 @@ def _demo_focus_model(args) -> int:
 
     t0 = time.perf_counter()
     if args.merge is not None:
-        trained = [a for a in ("quick", "seeds", "epochs", "lr", "dtype", "val_disagreeing")
-                   if getattr(args, a) not in (None, False)]
-        if trained:
-            raise ValueError(f"--merge trains nothing: it takes its settings from the folders, not from "
-                             f"--{trained[0]}")
+        _refuse_given(args, _MODEL_FOCUS_TRAINING, "does not go with --merge: it trains nothing and takes its "
+                      "settings from the folders")
         report = dm.ModelFocusReport.merge(args.merge)
     else:
         recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()

@@ -157,11 +157,13 @@ def test_model_demo_takes_the_focus_trainings_epochs_and_lr(monkeypatch, capsys)
 
 def test_model_demo_options_belong_together(capsys):
     assert main(["demo", "--focus", "--seeds", "1"]) == 2
-    assert "--seeds, --out, --merge, --dtype and --val-disagreeing go with --focus --model" in capsys.readouterr().err
+    assert "--seeds goes with --focus --model (the toy's FIT demo" in capsys.readouterr().err
     assert main(["demo", "--dtype", "bfloat16"]) == 2
-    assert "--merge, --dtype and --val-disagreeing go with --focus --model" in capsys.readouterr().err
+    assert "--dtype goes with --focus --model (FIT on a real model)" in capsys.readouterr().err
+    assert main(["demo", "--out", "somewhere"]) == 2  # the MAT-Steer demo writes no folder: refused, not ignored
+    assert "--out goes with --focus --model" in capsys.readouterr().err
     assert main(["demo", "--focus", "--model", "x", "--merge", "a", "--seeds", "1"]) == 2
-    assert "--merge trains nothing: it takes its settings from the folders, not from --seeds" in capsys.readouterr().err
+    assert "--seeds does not go with --merge: it trains nothing" in capsys.readouterr().err
     assert main(["demo", "--focus", "--model", "x", "--base-seed", "1"]) == 2
     assert "--base-seed goes with the toy" in capsys.readouterr().err
 

@@ -106,6 +106,13 @@ class FocusRecord:
     def completion(self, choice: str | None = None) -> str:
         return self.answer_prefix + (self.target if choice is None else choice)
 
+    @property
+    def features_disagree(self) -> bool:
+        """Whether the two features call for different labels: only on such an example do the two families
+        of focus types ask for different answers, so only there does following the instruction differ from
+        answering by one feature."""
+        return bool(self.spurious_label) and self.spurious_label != self.label
+
     def to_dict(self) -> dict:
         return asdict(self)
 

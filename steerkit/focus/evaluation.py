@@ -93,6 +93,19 @@ def predict(model, tok, records, batch_size: int = 32, max_length: int | None = 
     return [r.choices[max(range(len(s)), key=s.__getitem__)] for r, s in zip(records, scores)]
 
 
+def hits_by(records, predictions, key=lambda r: r.focus_type) -> dict[str, list[bool]]:
+    """Whether each prediction is its record's target, grouped by ``key`` of the record (its focus type by
+    default): what every focus accuracy in steerkit is counted from."""
+    hits: dict[str, list[bool]] = {}
+    for r, p in zip(records, predictions, strict=True):
+        hits.setdefault(key(r), []).append(p == r.target)
+    return hits
+
+
+def rates(hits: Mapping[str, list[bool]]) -> dict[str, float]:
+    return {k: sum(v) / len(v) for k, v in hits.items() if v}
+
+
 @dataclass
 class FocusReport:
     """accuracy[split][focus_type] and the count behind it; predictions per split, in record order."""
@@ -156,10 +169,8 @@ def evaluate(model, tok, test_sets: Mapping[str, list] | list, batch_size: int =
     for split, records in test_sets.items():
         records = load_records(records)
         preds[split] = predict(model, tok, records, batch_size, max_length, progress)
-        hits: dict[str, list[int]] = {}
-        for r, p in zip(records, preds[split]):
-            hits.setdefault(r.focus_type, []).append(p == r.target)
-        acc[split] = {t: sum(v) / len(v) for t, v in hits.items()}
+        hits = hits_by(records, preds[split])
+        acc[split] = rates(hits)
         count[split] = {t: len(v) for t, v in hits.items()}
     return FocusReport(acc, count, preds)
 

@@ -105,7 +105,7 @@ def split_validation(records: list[FocusRecord], fraction: float, seed: int = 0,
         rng.shuffle(ids)
         held = set(ids[:max(1, round(fraction * len(ids)))])
     else:
-        against = sorted({r.id for r in records if r.spurious_label and r.spurious_label != r.label})
+        against = sorted({r.id for r in records if r.features_disagree})
         agree = sorted(set(ids) - set(against))
         rng.shuffle(against)
         rng.shuffle(agree)

@@ -14,12 +14,6 @@ from . import templates
 from .data import FocusRecord
 
 
-def _learning(records: list[FocusRecord]) -> list[FocusRecord]:
-    """The records on which the two families of focus types ask for different answers: only there does
-    following the instruction differ from answering by one feature."""
-    return [r for r in records if r.spurious_label and r.spurious_label != r.label]
-
-
 @dataclass(frozen=True)
 class ValidationFocus:
     """Focus accuracy of one evaluation: per focus type over every validation record, and per family over
@@ -62,19 +56,21 @@ def _predictions(model, tok, records: list[FocusRecord], batch_size: int, max_le
     return out
 
 
+def _family(r: FocusRecord) -> str:
+    return "spurious" if r.focus_type in templates.SPURIOUS_FAMILY else "core"
+
+
 def measure(model, tok, records: list[FocusRecord], batch_size: int = 32,
             max_length: int | None = None) -> ValidationFocus:
+    from .evaluation import hits_by, rates
+
     predictions = _predictions(model, tok, records, batch_size, max_length)
-    hits: dict[str, list[bool]] = {}
-    fam: dict[str, list[bool]] = {"core": [], "spurious": []}
-    learning = {id(r) for r in _learning(records)}
-    for r, p in zip(records, predictions):
-        hits.setdefault(r.focus_type, []).append(p == r.target)
-        if id(r) in learning:
-            fam["spurious" if r.focus_type in templates.SPURIOUS_FAMILY else "core"].append(p == r.target)
-    per_type = {t: sum(hits[t]) / len(hits[t]) for t in templates.FOCUS_TYPES if t in hits}
-    rate = {k: (sum(v) / len(v) if v else None) for k, v in fam.items()}
-    return ValidationFocus(per_type, rate["core"], rate["spurious"], len(fam["core"]) + len(fam["spurious"]))
+    by_type = rates(hits_by(records, predictions))
+    learning = [(r, p) for r, p in zip(records, predictions) if r.features_disagree]
+    family = hits_by([r for r, _ in learning], [p for _, p in learning], key=_family)
+    rate = rates(family)
+    return ValidationFocus({t: by_type[t] for t in templates.FOCUS_TYPES if t in by_type},
+                           rate.get("core"), rate.get("spurious"), len(learning))
 
 
 # the score the Trainer keeps its best checkpoint by: focus accuracy first, the validation loss only to
