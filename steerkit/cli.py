@@ -63,7 +63,8 @@ TRAIN_DTYPES = ("float32", "bfloat16")
 def _val_disagreeing_arg(p) -> None:
     p.add_argument("--val-disagreeing", type=nonnegative_int, default=None, metavar="N",
                    help="hold out at least N examples whose features disagree for validation (at most half; the "
-                        "two kinds split apart), where the retry is decided; default 0: a plain random split")
+                        "two kinds split apart), where the retry is decided; 0: a plain random split (default: "
+                        f"{FocusTrainConfig.val_disagreeing})")
 
 
 def _train_dtype_arg(p) -> None:
@@ -614,7 +615,8 @@ def _fit(args) -> int:
     config = FocusTrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               grad_accum=args.grad_accum, max_length=args.max_length,
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
-                              val_disagreeing=args.val_disagreeing or 0,
+                              val_disagreeing=FocusTrainConfig.val_disagreeing if args.val_disagreeing is None
+                              else args.val_disagreeing,
                               patience=args.patience or None, select=args.select, seed=args.seed,
                               retry_lrs=tuple(args.retry_lr), retry_epochs=args.retry_epochs,
                               progress=not args.quiet, device=_device(args))

@@ -156,7 +156,7 @@ def test_training_is_seeded_and_the_loss_covers_only_the_target(tok):
     from steerkit.focus.encode import encode
     from steerkit.focus.trainer import split_validation
 
-    _, val = split_validation(records, cfg.val_fraction, cfg.seed)
+    _, val = split_validation(records, cfg.val_fraction, cfg.seed, cfg.val_disagreeing)
     nll = -sum(focus.score_choices(a.model, tok, [FocusRecord(**(r.to_dict() | {"choices": [r.target]}))])[0][0]
                for r in val) / len(val)
     assert a.best_val_loss == pytest.approx(nll, rel=1e-4)
@@ -289,7 +289,7 @@ def test_the_checkpoint_kept_follows_the_validation_focus_accuracy_and_a_model_a
     # the same measure, computed by hand from the predictions
     from steerkit.focus.trainer import split_validation
 
-    _, val = split_validation(records, cfg.val_fraction, cfg.seed)
+    _, val = split_validation(records, cfg.val_fraction, cfg.seed, cfg.val_disagreeing)
     preds = focus.predict(result.model, tok, val)
     for t, acc in result.val_focus.per_type.items():
         mine = [p == r.target for r, p in zip(val, preds) if r.focus_type == t]
