@@ -291,3 +291,58 @@ def test_serve_refuses_a_bad_request_with_400_and_keeps_serving(world, server):
     assert status == 400 and "steerkit_strength" in json.dumps(body)
     status, body = _post(server, "/v1/completions", {**common, "vllm_xargs": {"steerkit_vectors": "plain"}})
     assert status == 200 and len(body["choices"][0]["token_ids"]) == 3  # (its text may be special tokens alone)
+
+
+# -- steering sets loaded while the engine serves ----------------------------------------------------------------
+def test_sets_loaded_while_serving_steer_and_requests_keep_their_copy(world):
+    """An engine with room: a set loaded while serving steers as steerkit's Hugging Face steer() does; a
+    name loaded again makes a new copy and the request already running keeps the old one; an unloaded
+    name is refused; a file for another model is refused in one line and the engine keeps serving."""
+    tok, root = world["tok"], world["root"]
+    a = world["sets"]["block_out"]
+    b = sk.SteeringVectors.from_tensors(-a[("block_out", 1)].theta, site="block_out", layer=1,
+                                        gate_w=a[("block_out", 1)].gate_w, gate_b=a[("block_out", 1)].gate_b,
+                                        attributes=["a", "b"])
+    path_b = str(root / "block_out_b.safetensors")
+    b.save(path_b)
+    wide = sk.SteeringVectors.from_tensors(torch.randn(1, 64), site="block_out", layer=1)
+    path_wide = str(root / "wide.safetensors")
+    wide.save(path_wide)
+    ids = _prompt(tok, 8, 1)
+    strength = [1.0, -0.7]
+    live = _request(ids, "live", strength)
+    batches = [{"op": "load", "name": "live", "path": world["paths"]["block_out"]},
+               [live],
+               {"op": "interleave", "first": live, "steps": 3, "name": "live", "path": path_b, "second": live},
+               [live],
+               {"op": "unload", "name": "live"},
+               [live],
+               {"op": "load", "name": "wide", "path": path_wide},
+               [_request(ids, "block_out", strength)],
+               {"op": "sets"},
+               {"op": "wait", "seconds": 11},  # past registry.IN_FLIGHT_SECONDS since "live@1" was last stamped
+               {"op": "sets"}]
+    out = run_engine(root, "room", str(root / "model"), batches, vectors={"block_out": world["paths"]["block_out"]},
+                     room={"sets": 4, "columns": 8, "places": ["block_out:1"]}, dtype="float32", max_model_len=128,
+                     block_size=32, enable_prefix_caching=True, max_num_seqs=8)
+    assert "failed" not in out, out.get("failed")
+    loaded, under_a, inter, under_b, unloaded, refused, wide_out, still, retiring, _, state = out["batches"]
+    assert loaded["copy"] == "live" and loaded["attributes"] == ["a", "b"]
+    want_a = _hf(world, _request(ids, "block_out", strength))
+    world["sets"]["live_b"] = b
+    want_b = _hf(world, _request(ids, "live_b", strength))
+    assert want_a["tokens"] != want_b["tokens"]  # the two files steer apart
+    _same(under_a[0], want_a)
+    assert inter["loaded"]["copy"] == "live@1" and inter["loaded"]["freed"] == []
+    _same(inter["first"], want_a)  # running when "live" was loaded again: kept its copy
+    _same(inter["second"], want_b)
+    _same(under_b[0], want_b)
+    # stamped on a request moments ago (it may still be on its way to the engine core): kept, retiring
+    assert unloaded["copy"] == "live@1" and unloaded["retiring"]
+    assert "unknown steering set 'live'" in refused[0]["error"]
+    assert "has D=64, but the model's block_out width is 128" in wide_out["error"] and "\n" not in wide_out["error"]
+    _same(still[0], _hf(world, _request(ids, "block_out", strength)))
+    # both copies of "live" were stamped in the last 10 s, so both are kept until then
+    assert set(retiring["sets"]) == {"block_out"} and set(retiring["resident"]) == {"block_out", "live", "live@1"}
+    assert set(state["sets"]) == {"block_out"} and set(state["resident"]) == {"block_out"}  # then freed
+    assert state["workers"][0]["steered_requests"] == 0

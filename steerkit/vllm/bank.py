@@ -1,7 +1,8 @@
 """The resident steering sets of one vLLM worker, stacked so that one ``gated_steer`` launch per steered
 (site, layer) serves the whole flattened batch.
 
-Set i owns columns ``[offset_i, offset_i + K_i)`` of a strength table. Each (site, layer) stacks every
+Set i owns K_i columns of a strength table (any free ones: a set loaded while serving takes the columns
+an unloaded one gave back). Each (site, layer) stacks every
 set's theta there (zero rows for a set without that key, so it adds nothing), its gate weights (a set
 without gates gets w = 0 and a bias of 1e4, a gate of exactly 1), and its norm-preserve flag (sets that
 differ in it take one launch per flag). When the batch's requests change the runner hook writes each
@@ -12,6 +13,8 @@ live in persistent buffers updated in place, so a compiled graph or a captured C
 requests without re-capture; a token of an unsteered request gets strength 0 and comes out bit-identical.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,6 +28,39 @@ _NO_END = 2 ** 62  # an open-ended policy's end position
 GATE_ALWAYS_ON = 1e4  # sigmoid(1e4) == 1.0 exactly: an ungated set's gate inside a gated launch
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a bank has room for, fixed when it is built: a compiled graph or a captured CUDA graph reads
+    its buffers in place, so the launches and their widths cannot change while the engine serves, only
+    the rows inside them. ``launches``: per launch ``((site, layer), D, norm_preserve, gated)``;
+    ``columns``: the strength columns every launch holds, shared by the resident sets."""
+
+    columns: int
+    launches: tuple
+
+    @classmethod
+    def fitting(cls, sets: dict) -> "Layout":
+        """Room for exactly these sets: one launch per (site, layer) and norm-preserve flag they use, gated
+        only where one of them has gates (the bank of an engine that loads nothing while it serves)."""
+        launches = []
+        for key in sorted({key for v in sets.values() for key in v}):
+            for flag in (False, True):
+                users = [v for v in sets.values() if key in v and v.norm_preserve == flag]
+                if users:
+                    launches.append((key, users[0][key].hidden_size, flag,
+                                     any(v[key].gate_w is not None for v in users)))
+        return cls(sum(len(v.attributes) for v in sets.values()), tuple(launches))
+
+    @classmethod
+    def with_room(cls, columns: int, widths: dict, flags: tuple = (False,)) -> "Layout":
+        """Room for sets loaded while serving: ``columns`` columns at every (site, layer) of ``widths``
+        ({key: D}), gated, one launch per norm-preserve flag in ``flags``."""
+        return cls(columns, tuple((key, d, flag, True) for key, d in sorted(widths.items()) for flag in flags))
+
+    def keys(self) -> list:
+        return list(dict.fromkeys(key for key, _, _, _ in self.launches))
+
+
 class _Launch(nn.Module):
     """The stacked tensors of one gated_steer launch at one (site, layer)."""
 
@@ -35,61 +71,110 @@ class _Launch(nn.Module):
         self.register_buffer("gate_b", gate_b, persistent=False)
         self.norm_preserve = norm_preserve
 
+    def clear(self, cols: torch.Tensor) -> None:
+        """Columns that steer nothing: theta 0, and a gate of exactly 1 (w = 0, bias GATE_ALWAYS_ON)."""
+        self.theta[cols] = 0
+        if self.gate_w is not None:
+            self.gate_w[cols] = 0
+            self.gate_b[cols] = GATE_ALWAYS_ON
+
 
 class SteeringBank(nn.Module):
-    """Steering sets ``{name: SteeringVectors}`` stacked for one model of ``dtype`` on ``device``."""
+    """Steering sets ``{name: SteeringVectors}`` stacked for one model of ``dtype`` on ``device``, in
+    ``layout`` (default: room for exactly these sets). A bank with room to spare takes more sets while it
+    serves (``place``) and gives their columns back (``free``)."""
 
     def __init__(self, sets: dict, max_tokens: int, max_requests: int, dtype: torch.dtype,
-                 device: torch.device):
+                 device: torch.device, layout: Layout | None = None):
         super().__init__()
-        if not sets:
-            raise ValueError("SteeringBank needs at least one steering set")
-        self.names = list(sets)
-        self.offsets, width = {}, 0
+        if not sets and layout is None:
+            raise ValueError("SteeringBank needs at least one steering set, or a layout with room for some")
         for name, vecs in sets.items():
             if not isinstance(vecs, SteeringVectors):
                 raise ValueError(f"steering set {name!r}: expected SteeringVectors, got {type(vecs).__name__}")
-            self.offsets[name] = width
-            width += len(vecs.attributes)
-        if width > MAX_COLUMNS:
-            raise ValueError(f"the steering sets have {width} attributes together; at most {MAX_COLUMNS} are "
-                             "resident at once (load fewer sets)")
-        self.sizes = {name: len(v.attributes) for name, v in sets.items()}
-        self.attributes = {name: tuple(v.attributes) for name, v in sets.items()}
-        self.width = width
-        keys = sorted({key for v in sets.values() for key in v}, key=lambda k: (k[0], k[1]))
+        layout = layout or Layout.fitting(sets)
+        if layout.columns > MAX_COLUMNS:
+            raise ValueError(f"the steering sets have {layout.columns} attributes together; at most {MAX_COLUMNS} "
+                             "are resident at once (load fewer sets)")
+        self.layout, self.width = layout, layout.columns
+        self.columns, self.attributes = {}, {}  # per resident set: its strength columns, its attribute names
+        self._taken = [False] * self.width
+        cast = dict(dtype=dtype, device=device)
         self.launches = nn.ModuleDict()
-        for site, layer in keys:
-            self.launches[f"{site}:{layer}"] = nn.ModuleList(
-                self._stack(sets, (site, layer), flag, dtype, device)
-                for flag in (False, True) if any(v.norm_preserve == flag and (site, layer) in v for v in sets.values()))
+        for key, d, flag, gated in layout.launches:
+            launch = _Launch(torch.zeros(self.width, d, **cast), torch.zeros(self.width, d, **cast) if gated else None,
+                             torch.full((self.width,), GATE_ALWAYS_ON, **cast) if gated else None, flag)
+            name = f"{key[0]}:{key[1]}"
+            if name not in self.launches:
+                self.launches[name] = nn.ModuleList()
+            self.launches[name].append(launch)
         # per token: the table row that steers it (0: none); per request slot + 1: its strengths
         self.register_buffer("token_rows", torch.zeros(max_tokens, dtype=torch.long, device=device), persistent=False)
-        self.register_buffer("table", torch.zeros(max_requests + 1, width, dtype=torch.float32, device=device),
+        self.register_buffer("table", torch.zeros(max_requests + 1, self.width, dtype=torch.float32, device=device),
                              persistent=False)
-        self._host_table = torch.zeros(max_requests + 1, width, dtype=torch.float32)
+        self._host_table = torch.zeros(max_requests + 1, self.width, dtype=torch.float32)
         self._filled = 0
+        for name, vecs in sets.items():
+            self.place(name, vecs)
         self.set_requests([])
 
-    def _stack(self, sets, key, norm_preserve, dtype, device) -> _Launch:
-        d = next(v[key].hidden_size for v in sets.values() if key in v)
-        theta = torch.zeros(self.width, d, dtype=torch.float64)
-        gate_w = torch.zeros(self.width, d, dtype=torch.float64)
-        gate_b = torch.full((self.width,), GATE_ALWAYS_ON, dtype=torch.float64)
-        gated = False
-        for name, vecs in sets.items():
-            if key not in vecs or vecs.norm_preserve != norm_preserve:
-                continue
-            e, cols = vecs[key], slice(self.offsets[name], self.offsets[name] + self.sizes[name])
-            theta[cols] = e.theta.double()
-            if e.gate_w is not None:
-                gated = True
-                gate_w[cols] = e.gate_w.double()
-                gate_b[cols] = e.gate_b.double() if e.gate_b is not None else 0.0
-        cast = dict(dtype=dtype, device=device)
-        if not gated:
-            return _Launch(theta.to(**cast), None, None, norm_preserve)
-        return _Launch(theta.to(**cast), gate_w.to(**cast), gate_b.to(**cast), norm_preserve)
+    @property
+    def names(self) -> list:
+        return list(self.columns)
+
+    # -- sets in and out ------------------------------------------------------------------------------
+    def place(self, name: str, vecs: SteeringVectors, freeing: tuple = ()) -> None:
+        """Frees the sets in ``freeing``, then writes this one into free columns of the launches in place;
+        or raises ValueError (one line) and changes nothing: a name already resident, a (site, layer),
+        width, norm-preserve flag or gate the layout has no room for, or too few free columns."""
+        freeing = [f for f in freeing if f in self.columns]
+        if name in self.columns and name not in freeing:
+            raise ValueError(f"steering set {name!r} is already resident")
+        if not isinstance(vecs, SteeringVectors):
+            raise ValueError(f"steering set {name!r}: expected SteeringVectors, got {type(vecs).__name__}")
+        targets = []
+        for key in vecs:
+            e = vecs[key]
+            at = f"{key[0]}:{key[1]}"
+            fit = [launch for launch in (self.launches[at] if at in self.launches else ())
+                   if launch.norm_preserve == vecs.norm_preserve and launch.theta.shape[1] == e.hidden_size
+                   and (launch.gate_w is not None or e.gate_w is None)]
+            if not fit:
+                raise ValueError(f"steering set {name!r}: this engine has no room for {key[0]} layer {key[1]} "
+                                 f"(D={e.hidden_size}, norm_preserve={vecs.norm_preserve}, "
+                                 f"{'gated' if e.gate_w is not None else 'ungated'}); it steers "
+                                 f"{', '.join(f'{s} layer {lay}' for s, lay in self.layout.keys()) or 'nothing'}")
+            targets.append((fit[0], e))
+        k = len(vecs.attributes)
+        released = {i for f in freeing for i in self.columns[f]}
+        free = [i for i, taken in enumerate(self._taken) if not taken or i in released]
+        if len(free) < k:
+            raise ValueError(f"steering set {name!r}: {k} attribute column(s) needed, {len(free)} free of "
+                             f"{self.width} (unload a set first)")
+        for f in freeing:
+            self.free(f)
+        # any free columns, adjacent or not: a set's columns are an index, so freeing never fragments
+        cols = torch.tensor(free[:k], device=self.table.device)
+        for launch, e in targets:
+            launch.theta[cols] = e.theta.to(launch.theta)
+            if launch.gate_w is not None and e.gate_w is not None:
+                launch.gate_w[cols] = e.gate_w.to(launch.gate_w)
+                launch.gate_b[cols] = e.gate_b.to(launch.gate_b) if e.gate_b is not None else 0.0
+        for i in free[:k]:
+            self._taken[i] = True
+        self.columns[name], self.attributes[name] = free[:k], tuple(vecs.attributes)
+
+    def free(self, name: str) -> None:
+        """Gives a set's columns back, steering nothing. The caller keeps sets in use by a request in."""
+        if name not in self.columns:
+            raise ValueError(f"steering set {name!r} is not resident")
+        cols = torch.tensor(self.columns[name], device=self.table.device)
+        for launches in self.launches.values():
+            for launch in launches:
+                launch.clear(cols)
+        for i in self.columns.pop(name):
+            self._taken[i] = False
+        del self.attributes[name]
 
     # -- what the model side asks -----------------------------------------------------------------
     def keys(self) -> list:
@@ -118,9 +203,13 @@ class SteeringBank(nn.Module):
             if r is None:
                 continue
             steering, prompt_len = r
-            start = self.offsets[steering.name]
+            cols = self.columns.get(steering.name)
+            if cols is None or len(cols) != len(steering.strength):
+                raise RuntimeError(f"steerkit: a request steers with set {steering.name!r} and "
+                                   f"{len(steering.strength)} strength(s), but "
+                                   + ("no such set is resident" if cols is None else f"it has {len(cols)}"))
             self._host_table[i + 1].zero_()
-            self._host_table[i + 1, start:start + len(steering.strength)] = torch.tensor(steering.strength)
+            self._host_table[i + 1, cols] = torch.tensor(steering.strength, dtype=torch.float32)
             first, end = steering.steered_positions(prompt_len)
             self._slot[i], self._first[i], self._end[i] = i + 1, first, min(end, _NO_END)
         self.table[: n + 1].copy_(self._host_table[: n + 1], non_blocking=True)

@@ -14,20 +14,66 @@ import math
 from dataclasses import dataclass
 
 from ..strengths import parse_cli, strength_values
+from .registry import COPY_SEPARATOR
 
 CONFIG_KEY = "steerkit"          # additional_config={"steerkit": {...}}
 VECTORS, STRENGTH, TOKENS = "steerkit_vectors", "steerkit_strength", "steerkit_tokens"
 REQUEST_KEYS = (VECTORS, STRENGTH, TOKENS)
+# stamped into a request at admission, never written by a client: the copy of its set it is steered by
+# (registry.Catalog), so a request keeps its set when the name is loaded again or unloaded
+COPY = "steerkit_copy"
 POLICIES = ("all", "prompt", "generated")
-MAX_SETS = 8        # steering sets resident in one engine
-MAX_COLUMNS = 64    # their attributes together: one launch per layer steers [tokens, <= 64] strengths
+MAX_SETS = 64       # steering sets resident in one engine
+MAX_COLUMNS = 256   # their attributes together: one launch per (site, layer) steers [tokens, <= 256] strengths
+
+
+@dataclass(frozen=True)
+class Room:
+    """``"room"``: what an engine that loads sets while it serves keeps free for them. Its bank is built
+    at start with ``columns`` strength columns at every place in ``places`` (a compiled or captured graph
+    cannot grow later), gated, one launch per norm-preserve flag in ``norm_preserve``; at most ``sets``
+    sets are resident at once."""
+
+    sets: int = MAX_SETS
+    columns: int = 4 * 16
+    places: tuple = ()  # ((site, layer), ...); default: the places of the sets the engine starts with
+    norm_preserve: tuple = (False,)
+
+    @classmethod
+    def from_config(cls, cfg, where: str) -> "Room":
+        from ..sites import SITES
+
+        if not isinstance(cfg, dict):
+            raise ValueError(f'{where}: expected {{"sets": N, "columns": N, "places": ["block_out:12", ...]}}, '
+                             f"got {cfg!r}")
+        unknown = sorted(set(cfg) - {"sets", "columns", "places", "norm_preserve"})
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; expected sets, columns, places, norm_preserve")
+        d = cls()
+        sets, columns = cfg.get("sets", d.sets), cfg.get("columns", d.columns)
+        for name, v, cap in (("sets", sets, MAX_SETS), ("columns", columns, MAX_COLUMNS)):
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= cap:
+                raise ValueError(f'{where}["{name}"]: expected an int in [1, {cap}], got {v!r}')
+        places = []
+        for p in cfg.get("places", []):
+            site, _, layer = p.partition(":") if isinstance(p, str) else ("", "", "")
+            if site not in SITES or not layer.isdigit():
+                raise ValueError(f'{where}["places"]: each place is "SITE:LAYER" with SITE one of '
+                                 f"{', '.join(SITES)} (e.g. \"block_out:12\"), got {p!r}")
+            places.append((site, int(layer)))
+        flags = cfg.get("norm_preserve", list(d.norm_preserve))
+        if not (isinstance(flags, list) and flags and all(isinstance(f, bool) for f in flags)):
+            raise ValueError(f'{where}["norm_preserve"]: expected a non-empty list of true/false, got {flags!r}')
+        return cls(sets, columns, tuple(dict.fromkeys(places)), tuple(dict.fromkeys(flags)))
 
 
 @dataclass(frozen=True)
 class PluginConfig:
-    """``{"vectors": {NAME: path.safetensors}}``: the steering sets an engine loads at start."""
+    """``{"vectors": {NAME: path.safetensors}, "room": {...}}``: the steering sets an engine loads at start,
+    and (``room``, optional) what it keeps free for sets loaded while it serves."""
 
     vectors: dict
+    room: Room | None = None
 
     @classmethod
     def from_additional(cls, additional) -> "PluginConfig | None":
@@ -38,18 +84,26 @@ class PluginConfig:
         where = f'additional_config["{CONFIG_KEY}"]'
         if not isinstance(cfg, dict):
             raise ValueError(f'{where}: expected {{"vectors": {{NAME: "path.safetensors"}}}}, got {cfg!r}')
-        unknown = sorted(set(cfg) - {"vectors"})
+        unknown = sorted(set(cfg) - {"vectors", "room"})
         if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; expected 'vectors'")
-        vectors = cfg.get("vectors")
-        if not isinstance(vectors, dict) or not vectors:
-            raise ValueError(f'{where}["vectors"]: expected a non-empty {{NAME: "path.safetensors"}}, got {vectors!r}')
+            raise ValueError(f"{where}: unknown keys {unknown}; expected 'vectors' and 'room'")
+        room = Room.from_config(cfg["room"], f'{where}["room"]') if "room" in cfg else None
+        vectors = cfg.get("vectors", {})
+        if not isinstance(vectors, dict) or not (vectors or room):
+            raise ValueError(f'{where}["vectors"]: expected a non-empty {{NAME: "path.safetensors"}} (or "room" '
+                             f"for sets loaded while serving), got {vectors!r}")
         for name, path in vectors.items():
-            if not isinstance(name, str) or not name or not isinstance(path, str) or not path:
-                raise ValueError(f'{where}["vectors"]: each entry is NAME: "path.safetensors", got {name!r}: {path!r}')
-        if len(vectors) > MAX_SETS:
-            raise ValueError(f'{where}["vectors"]: {len(vectors)} sets, but at most {MAX_SETS} are resident at once')
-        return cls(dict(vectors))
+            if not isinstance(name, str) or not name or COPY_SEPARATOR in name or not isinstance(path, str) \
+                    or not path:
+                raise ValueError(f'{where}["vectors"]: each entry is NAME: "path.safetensors" (a NAME without '
+                                 f'"{COPY_SEPARATOR}"), got {name!r}: {path!r}')
+        cap = room.sets if room else MAX_SETS
+        if len(vectors) > cap:
+            raise ValueError(f'{where}["vectors"]: {len(vectors)} sets, but at most {cap} are resident at once')
+        if room and not (room.places or vectors):
+            raise ValueError(f'{where}["room"]["places"]: needed when the engine starts with no sets (where may '
+                             'sets loaded later steer?)')
+        return cls(dict(vectors), room)
 
 
 @dataclass(frozen=True)
@@ -83,17 +137,18 @@ def has_steering(extra_args) -> bool:
 
 def parse_request(extra_args, set_attributes: dict) -> RequestSteering | None:
     """The request's steering, or None when it names none. ``set_attributes``: {name: attribute names}
-    of the resident sets. Raises ValueError with one line naming the key at fault."""
+    of the sets served (None: the engine was started without steerkit's sets). Raises ValueError with one line naming the key at fault."""
     if not has_steering(extra_args):
         return None
-    if not set_attributes:
+    if set_attributes is None:
         raise ValueError(f"{VECTORS}: this engine was started without steering sets; start it with "
                          f'additional_config={{"{CONFIG_KEY}": {{"vectors": {{NAME: "path.safetensors"}}}}}}')
     name = extra_args.get(VECTORS)
     if name is None:
         raise ValueError(f"{VECTORS} is required with {STRENGTH}/{TOKENS}: one of {sorted(set_attributes)}")
     if not isinstance(name, str) or name not in set_attributes:
-        raise ValueError(f"{VECTORS}: unknown steering set {name!r}; this engine has {sorted(set_attributes)}")
+        raise ValueError(f"{VECTORS}: unknown steering set {name!r}; this engine serves "
+                         + (f"{sorted(set_attributes)}" if set_attributes else "none now"))
     attributes = set_attributes[name]
     values = strength_values(_named(extra_args.get(STRENGTH, 1.0)), attributes, STRENGTH)
     strength = tuple([values] * len(attributes) if isinstance(values, float) else values)
@@ -125,4 +180,5 @@ def cache_key(extra_args: dict) -> str:
         strength = "[" + ",".join(repr(float(v)) for v in s) + "]"
     else:
         strength = repr(float(s))
-    return f"{extra_args.get(VECTORS)}|{strength}|{extra_args.get(TOKENS, 'all')}"
+    # by the copy stamped at admission: a set loaded again under its name never reuses the old one's blocks
+    return f"{extra_args.get(COPY, extra_args.get(VECTORS))}|{strength}|{extra_args.get(TOKENS, 'all')}"
