@@ -138,3 +138,38 @@ def test_a_file_for_another_model_is_refused_in_one_line_and_nothing_changes(tmp
         w.run(w.control.load("x@1", path_a))
     assert w.control.catalog.attributes() == {"a": ("a0", "a1")}
     assert all(torch.equal(b, before[k]) for k, b in w.bank.named_buffers())
+
+
+def test_the_http_routes_load_list_and_unload_and_refuse_in_one_line(tmp_path, monkeypatch):
+    """The endpoint plugin's routes on a FastAPI app (fastapi comes with vLLM), over the same engine."""
+    pytest.importorskip("fastapi", reason="fastapi comes with vLLM (CI runs this in .venv-ci-vllm)")
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from steerkit.vllm.runtime import SteeringSetsEndpoints
+
+    monkeypatch.setattr(registry, "IN_FLIGHT_SECONDS", 0.0)
+    path_a, _ = _save(tmp_path, "a", 2, 0)
+    path_b, _ = _save(tmp_path, "b", 2, 1)
+    w = World(tmp_path, {"a": path_a})
+    plugin, app = SteeringSetsEndpoints(), FastAPI()
+    plugin.attach_router(app)
+    http = TestClient(app)
+    assert http.post("/v1/steerkit/load_set", json={"name": "b", "path": path_b}).json()["error"].startswith(
+        "steerkit: this server has no engine")  # before init_state
+    plugin.control = w.control
+    r = http.post("/v1/steerkit/load_set", json={"name": "b", "path": path_b})
+    assert r.status_code == 200 and r.json()["copy"] == "b" and r.json()["attributes"] == ["b0", "b1"]
+    listed = http.get("/v1/steerkit/sets").json()
+    assert listed["sets"] == {"a": {"copy": "a", "attributes": ["a0", "a1"]}, "b": {"copy": "b", "attributes": ["b0", "b1"]}}
+    assert listed["room"] == {"sets": 3, "columns": 6} and listed["workers"][0]["free_columns"] == 2
+    for body, code, words in [({"name": "c", "path": str(tmp_path / "none.safetensors")}, 400, "none.safetensors"),
+                              ({"name": "c"}, 400, "path: expected"),
+                              ({"name": "c", "path": path_b, "force": True}, 400, "unknown keys ['force']"),
+                              ([1, 2], 400, "expected a JSON object with name, path")]:
+        r = http.post("/v1/steerkit/load_set", json=body)
+        assert r.status_code == code and words in r.json()["error"], r.json()
+    r = http.post("/v1/steerkit/unload_set", json={"name": "zz"})
+    assert r.status_code == 404 and r.json()["error"] == "name: no steering set 'zz' is served"
+    r = http.post("/v1/steerkit/unload_set", json={"name": "b"})
+    assert r.status_code == 200 and r.json() == {"name": "b", "copy": "b", "freed": ["b"], "retiring": False}

@@ -12,8 +12,8 @@ loaded again makes a new copy; requests admitted before keep the old one until t
 vLLM loads an endpoint plugin only where ``VLLM_PLUGINS`` names it (and then only the plugins it names,
 so name steerkit's general plugin too): ``VLLM_PLUGINS=steerkit,steerkit_sets``.
 """
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: FastAPI reads the routes' annotations (``Request``, imported
+# where the routes are made, since fastapi comes with vLLM, not with steerkit) as objects
 import asyncio
 
 from . import hooks
@@ -104,7 +104,8 @@ class SteeringSetsEndpoints:
     required_tasks = ("generate",)
 
     def __init__(self):
-        self.control: SetControl | None = None
+        self.control = None
+        self.why = "steerkit: this server has no engine to load steering sets into"
 
     def attach_router(self, app) -> None:
         from fastapi import APIRouter, Request
@@ -114,7 +115,7 @@ class SteeringSetsEndpoints:
 
         async def run(action, *args):
             if self.control is None:
-                return JSONResponse({"error": "steerkit: this server has no engine to load steering sets into"}, 400)
+                return JSONResponse({"error": self.why}, 400)
             try:
                 return JSONResponse(await action(*args))
             except KeyError as e:
@@ -158,7 +159,10 @@ class SteeringSetsEndpoints:
 
     async def init_state(self, engine_client, state, args) -> None:
         if engine_client is not None:
-            self.control = SetControl(engine_client.vllm_config, hooks.engine_caller(engine_client))
+            try:
+                self.control = SetControl(engine_client.vllm_config, hooks.engine_caller(engine_client))
+            except ValueError as e:  # an engine these routes cannot serve: they say why, the server starts
+                self.why = str(e)
 
 
 # -- offline: an LLM in this process -----------------------------------------------------------------------
