@@ -60,6 +60,11 @@ def new_batch_us(run, n: int, steps: int) -> float:
     return 1e6 * statistics.median(times)
 
 
+def bank_bytes(bank: SteeringBank) -> int:
+    """What the bank holds on the device: every buffer (vectors per place, strength table, token rows)."""
+    return sum(b.numel() * b.element_size() for b in bank.buffers())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, nargs="+", default=[64, 256])
@@ -86,9 +91,9 @@ def main(argv=None) -> int:
                 us = step_us(runner(n, steered, bank), n, args.steps)
                 change = new_batch_us(runner(n, steered, bank), n, max(10, args.steps // 10))
                 rows.append({"sets": sets, "k": k, "columns": bank.width, "requests": n, "steered": steered,
-                             "us_per_step": us, "us_new_batch": change})
+                             "us_per_step": us, "us_new_batch": change, "bank_bytes": bank_bytes(bank)})
                 print(f"{sets} set(s) of K={k}, {n} requests, {steered} steered: {us:.0f} us per decode step, "
-                      f"{change:.0f} us when the batch changes", flush=True)
+                      f"{change:.0f} us when the batch changes; bank {bank_bytes(bank) / 2**20:.2f} MiB", flush=True)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
