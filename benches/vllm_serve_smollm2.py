@@ -53,7 +53,7 @@ def curl(server: Server, path: str, body: dict | None = None) -> dict:
     shown = ["curl", "-s", f"localhost:8000{path}"]
     if body is not None:
         shown += ["-H", "Content-Type: application/json", "-d", json.dumps(body)]
-    run = ["curl", "-s", "-w", "\n%{http_code}", *[a.replace("localhost:8000", server.url) for a in shown]]
+    run = ["curl", "-w", "\n%{http_code}", *[a.replace("localhost:8000", server.url) for a in shown[1:]]]
     out = subprocess.run(run, capture_output=True, text=True, timeout=300, check=True).stdout
     text, status = out.rsplit("\n", 1)
     print(f"$ {shlex.join(shown)}\n{status} {text}", flush=True)
@@ -79,6 +79,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument("--only", choices=("at-start", "while-serving"), default=None, help="run one of the two examples")
     args = ap.parse_args()
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -88,8 +89,11 @@ def main() -> int:
     sentiment = round(float(SteeringVectors.load(VECTORS).provenance["suggested_strength"][0]), 1)
     root = Path(tempfile.mkdtemp(prefix="steerkit-serve-"))
     folder = smollm2_folder(root)
-    results = {"serve_example.json": at_start(folder, root, sentiment, args.max_tokens),
-               "runtime_example.json": while_serving(folder, root, sentiment, args.max_tokens)}
+    results = {}
+    if args.only in (None, "at-start"):
+        results["serve_example.json"] = at_start(folder, root, sentiment, args.max_tokens)
+    if args.only in (None, "while-serving"):
+        results["runtime_example.json"] = while_serving(folder, root, sentiment, args.max_tokens)
     if args.out is not None:
         for name, result in results.items():
             (args.out / name).write_text(json.dumps(result, indent=1))
