@@ -10,7 +10,8 @@ a list, "name=value" pairs), chat and completions, streaming and not, ``n = 2`` 
 strengths, strengths of the wrong type), about 5% clients that disconnect mid-stream, one burst of three
 times the engine's batch at once, a canary client sending one unsteered request all through, and (the
 server started with room for sets loaded while serving) a loader that loads, replaces and unloads a set
-named ``live`` while the clients run.
+named ``live`` while the clients run, and requests naming a set by its file (``steerkit_path``, loaded on
+first use).
 
 What it checks: every good request's tokens equal the same request served alone afterwards (a ``live``
 request: alone under either file it may have been admitted under), every bad one got a 400 naming what
@@ -39,6 +40,7 @@ PROMPTS = ["Write one sentence about the weather today.", "Describe your last me
            "Say something about the sea.", "How was the concert?", "Write a line about your morning coffee.",
            "Describe the hotel you stayed in.", "What is your favourite dessert?", "Tell me about the train ride.",
            "Describe a walk in the park."]
+PATH_FILE = "live_b.safetensors"  # what "path" requests name, in the room's load_from folder
 LOAD_PERIOD = 3.0  # seconds between the live loader's loads and unloads
 STRENGTH = {"sentiment": 4.6, "food": 2.5}  # the benchmark's calibrated strengths (+0.5 nats of NLL each)
 BAD = [  # (xargs, what the 400 must name)
@@ -55,7 +57,7 @@ BAD = [  # (xargs, what the 400 must name)
 @dataclass
 class Req:
     id: int
-    kind: str  # good | bad | disconnect | live | canary | burst
+    kind: str  # good | bad | disconnect | live | path | canary | burst
     endpoint: str  # completions | chat
     prompt: str
     stream: bool = False
@@ -116,6 +118,9 @@ def workload(count: int, seed: int, live: bool) -> list:
         elif u < 0.25 and live:
             r.kind = "live"
             r.xargs = {"steerkit_vectors": "live", "steerkit_strength": _strength(rng)}
+        elif u < 0.30 and live:  # a set named by its file under the room's load_from: loaded on first use
+            r.kind = "path"
+            r.xargs = {"steerkit_path": PATH_FILE, "steerkit_strength": _strength(rng)}
         elif u < 0.45:
             pass  # unsteered
         else:
@@ -270,14 +275,14 @@ def main() -> int:
     from steerkit.vectors import Entry
     half = sk.SteeringVectors({k: Entry(vecs[k].theta * 0.5, vecs[k].gate_w, vecs[k].gate_b) for k in vecs},
                               vecs.attributes, vecs.gate_mode, vecs.norm_preserve, vecs.provenance)
-    file_b = root / "live_b.safetensors"
+    file_b = root / PATH_FILE
     half.save(file_b)
     files = [str(VECTORS), str(file_b)]
     # room for the loader: a copy stays resident while a request uses it or for 10 s after one was stamped
     # with it (registry.IN_FLIGHT_SECONDS), so at one load every LOAD_PERIOD s about 10 / LOAD_PERIOD + 1 copies
     # of 2 columns are held besides the three sets named here
     steerkit = {"vectors": {"tone": str(VECTORS), "liveA": files[0], "liveB": files[1]},
-                "room": {"sets": 16, "columns": 32}}
+                "room": {"sets": 16, "columns": 32, "load_from": str(root)}}
     requests = workload(args.requests, args.seed, live=True)
     canary = Req(-1, "canary", "completions", PROMPTS[0])
     checks, report = {}, {"clients": args.clients, "requests": args.requests, "max_num_seqs": args.max_num_seqs}
@@ -295,7 +300,7 @@ def main() -> int:
         state = asyncio.run(get(server.port, "/v1/steerkit/sets"))
         rss_after = server.rss()
 
-        good = [r for r in requests if r.kind in ("good", "burst") or (r.kind == "live" and r.status == 200)]
+        good = [r for r in requests if r.kind in ("good", "burst", "path") or (r.kind == "live" and r.status == 200)]
         replay = asyncio.run(alone(server.port, [r for r in good if r.kind != "live"]))
         live = [r for r in good if r.kind == "live"]
         replay_a = asyncio.run(alone(server.port, live, {"live": "liveA"}))
@@ -318,7 +323,7 @@ def main() -> int:
         checks["memory after within 5% of warm-up"] = rss_after <= 1.05 * rss_warm
         report.update(
             under_faults=latency([r for r in requests if r.kind != "disconnect"], run["wall"]),
-            counts={k: sum(r.kind == k for r in requests) for k in ("good", "bad", "disconnect", "live", "burst")},
+            counts={k: sum(r.kind == k for r in requests) for k in ("good", "bad", "disconnect", "live", "path", "burst")},
             live_served=sum(r.kind == "live" and r.status == 200 for r in requests),
             canaries=len(run["canaries"]), mismatched=mismatched, loads=len(events),
             rss_mb={"warm": round(rss_warm / 2**20), "after": round(rss_after / 2**20)},

@@ -61,6 +61,8 @@ def test_plugin_config_is_checked_at_engine_start():
                        ({"steerkit": {"room": {"places": ["block:1"]}}}, "SITE:LAYER"),
                        ({"steerkit": {"room": {"places": ["block_out:1"], "norm_preserve": []}}}, "norm_preserve"),
                        ({"steerkit": {"room": {"size": 3}}}, "unknown keys \\['size'\\]"),
+                       ({"steerkit": {"room": {"places": ["block_out:1"], "load_from": "/no/such/folder"}}},
+                        "load_from.*expected a folder of steering-set files"),
                        ({"steerkit": {"vectors": {f"s{i}": "p" for i in range(MAX_SETS + 1)}}}, "at most")]:
         with pytest.raises(ValueError, match=words):
             PluginConfig.from_additional(bad)

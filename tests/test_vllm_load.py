@@ -31,5 +31,5 @@ def test_the_short_load_test_passes_every_check(tmp_path):
     assert not failed, f"failed: {failed}; mismatched {report['mismatched']}; {json.dumps(report['bad_answers'])[:2000]}"
     assert run.returncode == 0, run.stderr[-3000:]
     # every kind was sent
-    assert all(report["counts"][k] > 0 for k in ("good", "bad", "disconnect", "live", "burst")), report["counts"]
+    assert all(report["counts"][k] > 0 for k in ("good", "bad", "disconnect", "live", "path", "burst")), report["counts"]
     assert report["canaries"] > 0 and report["loads"] > 0

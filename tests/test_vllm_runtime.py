@@ -34,8 +34,10 @@ class World:
     """One engine: a front end (SetControl, admission), an engine core with a scheduler's unfinished
     requests, and one worker whose bank has room for 3 sets in 6 columns at block_out layer 1."""
 
-    def __init__(self, tmp_path, start: dict):
+    def __init__(self, tmp_path, start: dict, load_from=None):
         room = {"sets": 3, "columns": 6, "places": ["block_out:1"]}
+        if load_from is not None:
+            room["load_from"] = str(load_from)
         hf = NS(model_type="llama", num_hidden_layers=LAYERS, hidden_size=D, num_attention_heads=2, head_dim=8)
         self.config = NS(additional_config={"steerkit": {"vectors": start, "room": room}},
                          model_config=NS(hf_config=hf), parallel_config=NS(data_parallel_size=1))
@@ -173,3 +175,62 @@ def test_the_http_routes_load_list_and_unload_and_refuse_in_one_line(tmp_path, m
     assert r.status_code == 404 and r.json()["error"] == "name: no steering set 'zz' is served"
     r = http.post("/v1/steerkit/unload_set", json={"name": "b"})
     assert r.status_code == 200 and r.json() == {"name": "b", "copy": "b", "freed": ["b"], "retiring": False}
+
+
+def test_a_request_names_a_set_by_its_file_and_it_is_loaded_once(tmp_path, monkeypatch):
+    """Where the room has load_from, ``steerkit_path`` in a completion request loads the file's set (once)
+    and the request reaches vLLM naming it; a path outside the folder, both keys, or a server without
+    load_from is refused with vLLM's 400 body; a request without it passes untouched."""
+    pytest.importorskip("fastapi", reason="fastapi comes with vLLM (CI runs this in .venv-ci-vllm)")
+    from fastapi import FastAPI, Request
+    from fastapi.testclient import TestClient
+
+    from steerkit.vllm.runtime import SteeringSetsEndpoints
+
+    folder = tmp_path / "sets"
+    folder.mkdir()
+    path_a, _ = _save(tmp_path, "a", 2, 0)
+    _, vecs_b = _save(folder, "b", 2, 1)
+    _save(tmp_path, "outside", 2, 2)
+    w = World(tmp_path, {"a": path_a}, load_from=folder)
+    plugin, app = SteeringSetsEndpoints(), FastAPI()
+
+    @app.post("/v1/completions")
+    async def echo(raw: Request):  # vLLM's route, as far as the middleware can tell
+        return await raw.json()
+    plugin.attach_router(app)
+    plugin.control = w.control
+    http = TestClient(app)
+    xargs = {"steerkit_path": "b-1.safetensors", "steerkit_strength": [1.0, 0.5]}
+    got = http.post("/v1/completions", json={"prompt": "hi", "vllm_xargs": xargs})
+    assert got.status_code == 200
+    assert got.json() == {"prompt": "hi", "vllm_xargs": {"steerkit_vectors": "path:b-1.safetensors",
+                                                         "steerkit_strength": [1.0, 0.5]}}
+    served = w.control.catalog.current()["path:b-1.safetensors"]
+    extra = w.admit("r1", "path:b-1.safetensors", [1.0, 0.5])
+    _steers_like(w.bank, extra, vecs_b, 3)
+    # named again, by path or by name: the same copy, not loaded again
+    assert http.post("/v1/completions", json={"vllm_xargs": {"steerkit_path": "./b-1.safetensors"}}).status_code == 200
+    assert w.control.catalog.current()["path:b-1.safetensors"] == served
+    plain = {"prompt": "no steering", "vllm_xargs": {"steerkit_vectors": "a"}}
+    assert http.post("/v1/completions", json=plain).json() == plain
+    for bad, words in [({"steerkit_path": "../outside-2.safetensors"}, "is not a file under the server's load_from"),
+                       ({"steerkit_path": str(tmp_path / "outside-2.safetensors")}, "is not a file under"),
+                       ({"steerkit_path": "b-1.txt"}, "expected a .safetensors or .gguf file"),
+                       ({"steerkit_path": "missing.safetensors"}, "missing.safetensors"),
+                       ({"steerkit_path": "b-1.safetensors", "steerkit_vectors": "a"}, "not both")]:
+        r = http.post("/v1/completions", json={"prompt": "x", "vllm_xargs": bad})
+        assert r.status_code == 400 and words in r.json()["error"]["message"], r.json()
+        assert str(folder) not in r.json()["error"]["message"]  # the server's folders are not shown
+    with pytest.raises(ValueError, match='name: expected a non-empty string without "@", not starting with "path:"'):
+        w.run(w.control.load("path:x", path_a))
+
+    # a server without load_from: the middleware passes the request on, and admission refuses the key
+    w2 = World(tmp_path, {"a": path_a})
+    plugin.control = w2.control
+    assert http.post("/v1/completions", json={"vllm_xargs": {"steerkit_path": "b-1.safetensors"}}).json()[
+        "vllm_xargs"] == {"steerkit_path": "b-1.safetensors"}
+    with pytest.raises(ValueError, match="steerkit_path: this engine loads no steering set named by its path"):
+        hooks.admit(w2.config, {"steerkit_path": "b-1.safetensors"})
+    with pytest.raises(ValueError, match="steerkit_path: this server loads no steering set named by its path"):
+        w2.run(w2.control.by_path("b-1.safetensors"))

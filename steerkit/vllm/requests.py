@@ -11,6 +11,7 @@ another or none.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 from ..strengths import parse_cli, strength_values
@@ -18,7 +19,11 @@ from .registry import COPY_SEPARATOR
 
 CONFIG_KEY = "steerkit"          # additional_config={"steerkit": {...}}
 VECTORS, STRENGTH, TOKENS = "steerkit_vectors", "steerkit_strength", "steerkit_tokens"
-REQUEST_KEYS = (VECTORS, STRENGTH, TOKENS)
+# a set named by its file under the server's room["load_from"]: the endpoint plugin loads it (once) and
+# writes its name into the request before vLLM sees it (runtime.SteeringSetsEndpoints)
+PATH = "steerkit_path"
+PATH_PREFIX = "path:"  # the name a set loaded by path is served under (load_set refuses names with it)
+REQUEST_KEYS = (VECTORS, STRENGTH, TOKENS, PATH)
 # stamped into a request at admission, never written by a client: the copy of its set it is steered by
 # (registry.Catalog), so a request keeps its set when the name is loaded again or unloaded
 COPY = "steerkit_copy"
@@ -38,6 +43,7 @@ class Room:
     columns: int = 4 * 16
     places: tuple = ()  # ((site, layer), ...); default: the places of the sets the engine starts with
     norm_preserve: tuple = (False,)
+    load_from: str | None = None  # a folder: requests may name a set by its file there (PATH); None: they may not
 
     @classmethod
     def from_config(cls, cfg, where: str) -> "Room":
@@ -46,9 +52,10 @@ class Room:
         if not isinstance(cfg, dict):
             raise ValueError(f'{where}: expected {{"sets": N, "columns": N, "places": ["block_out:12", ...]}}, '
                              f"got {cfg!r}")
-        unknown = sorted(set(cfg) - {"sets", "columns", "places", "norm_preserve"})
+        unknown = sorted(set(cfg) - {"sets", "columns", "places", "norm_preserve", "load_from"})
         if unknown:
-            raise ValueError(f"{where}: unknown keys {unknown}; expected sets, columns, places, norm_preserve")
+            raise ValueError(f"{where}: unknown keys {unknown}; expected sets, columns, places, norm_preserve, "
+                             "load_from")
         d = cls()
         sets, columns = cfg.get("sets", d.sets), cfg.get("columns", d.columns)
         for name, v, cap in (("sets", sets, MAX_SETS), ("columns", columns, MAX_COLUMNS)):
@@ -64,7 +71,11 @@ class Room:
         flags = cfg.get("norm_preserve", list(d.norm_preserve))
         if not (isinstance(flags, list) and flags and all(isinstance(f, bool) for f in flags)):
             raise ValueError(f'{where}["norm_preserve"]: expected a non-empty list of true/false, got {flags!r}')
-        return cls(sets, columns, tuple(dict.fromkeys(places)), tuple(dict.fromkeys(flags)))
+        load_from = cfg.get("load_from")
+        if load_from is not None and not (isinstance(load_from, str) and os.path.isdir(load_from)):
+            raise ValueError(f'{where}["load_from"]: expected a folder of steering-set files, got {load_from!r}')
+        return cls(sets, columns, tuple(dict.fromkeys(places)), tuple(dict.fromkeys(flags)),
+                   None if load_from is None else os.path.realpath(load_from))
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,10 @@ def parse_request(extra_args, set_attributes: dict) -> RequestSteering | None:
     of the sets served (None: the engine was started without steerkit's sets). Raises ValueError with one line naming the key at fault."""
     if not has_steering(extra_args):
         return None
+    if PATH in extra_args:  # the endpoint plugin replaces it by the set's name before admission
+        raise ValueError(f"{PATH}: this engine loads no steering set named by its path (the OpenAI server does, "
+                         f'with VLLM_PLUGINS naming steerkit_sets and {{"room": {{"load_from": FOLDER}}}}); name a '
+                         f"loaded set with {VECTORS}")
     if set_attributes is None:
         raise ValueError(f"{VECTORS}: this engine was started without steering sets; start it with "
                          f'additional_config={{"{CONFIG_KEY}": {{"vectors": {{NAME: "path.safetensors"}}}}}}')
