@@ -98,10 +98,10 @@ def run(quick: bool = False, examples: int | None = None, epochs: float | None =
             "FIT; --base-seed (or BASE.steps in steerkit/demo_focus.py) sets its pretraining")
     train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
     tests = test_sets(60 if quick else 200)
-    # retry_lrs=(): the toy's recipe is its own rate and epochs (measured over bases, README), not the real
-    # models' retry at 3e-4
+    # retry_lrs=() and the plain validation split: the toy's recipe is its own rate and epochs (measured over
+    # bases, README), not the real models' retry at 3e-4 and the stratified split that decides it
     cfg = focus.FocusTrainConfig(epochs=epochs, lr=lr, batch_size=16, max_length=None, patience=None, seed=seed,
-                                 retry_lrs=(), progress=progress)
+                                 retry_lrs=(), val_disagreeing=0, progress=progress)
     reports, seconds, val_loss = {}, {}, {}
     for mode, types in (("FIT", focus.FOCUS_TYPES), ("SFT", ("none",))):
         model, _, _ = toy_model(settings, log=lambda *a: None, source=SOURCE)
