@@ -892,6 +892,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, NotADirectoryError, PermissionError, ValueError) as err:
         print(f"steerkit {args.command}: {err}", file=sys.stderr)
         return 2
+    finally:
+        from .launch import leave_process_group
+
+        leave_process_group()
 
 
 if __name__ == "__main__":

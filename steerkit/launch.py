@@ -23,6 +23,18 @@ def join_process_group() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def leave_process_group() -> None:
+    """Destroy the process group, if this process joined one, while the interpreter is still whole: a gloo
+    group left to interpreter shutdown can abort a rank ("terminate called without an active exception",
+    SIGABRT) after its work is done, failing the launch."""
+    if rank_and_world()[1] == 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def run_id() -> str:
     """A name every process of one launch shares (torchrun's run id, else the rendezvous address)."""
     return os.environ.get("TORCHELASTIC_RUN_ID") or f"{os.environ.get('MASTER_ADDR', '')}-{os.environ.get('MASTER_PORT', '')}"
