@@ -306,6 +306,10 @@ def main() -> int:
         replay_a = asyncio.run(alone(server.port, live, {"live": "liveA"}))
         replay_b = asyncio.run(alone(server.port, live, {"live": "liveB"}))
         canary_alone = asyncio.run(alone(server.port, [canary]))[0]
+        # the same steered requests unsteered: equal-to-alone alone would pass with a plugin that never steers
+        steered = [r for r in good if r.kind == "good" and r.xargs and r.n == 1]
+        plain = asyncio.run(alone(server.port, [Req(r.id, "good", r.endpoint, r.prompt, r.stream) for r in steered]))
+        moved = sum(p.tokens != r.tokens for r, p in zip(steered, plain)) / max(len(steered), 1)
 
         mismatched = [r.id for r, a in zip([r for r in good if r.kind != "live"], replay)
                       if r.status != 200 or a.tokens != r.tokens]
@@ -316,6 +320,7 @@ def main() -> int:
         checks["live requests: 200 or an unknown set while unloaded"] = all(
             r.status == 200 or (r.status == 400 and "unknown steering set 'live'" in r.error)
             for r in requests if r.kind == "live")
+        checks["steering moves at least half the steered answers"] = bool(steered) and moved >= 0.5
         checks["canary never steered"] = all(c.status == 200 and c.tokens == canary_alone.tokens for c in run["canaries"])
         checks["no steering held for finished or aborted requests"] = bool(state.get("workers")) and all(
             w["steered_requests"] == 0 for w in state["workers"])
@@ -325,7 +330,7 @@ def main() -> int:
             under_faults=latency([r for r in requests if r.kind != "disconnect"], run["wall"]),
             counts={k: sum(r.kind == k for r in requests) for k in ("good", "bad", "disconnect", "live", "path", "burst")},
             live_served=sum(r.kind == "live" and r.status == 200 for r in requests),
-            canaries=len(run["canaries"]), mismatched=mismatched, loads=len(events),
+            canaries=len(run["canaries"]), mismatched=mismatched, steered_moved=round(moved, 3), loads=len(events),
             rss_mb={"warm": round(rss_warm / 2**20), "after": round(rss_after / 2**20)},
             bad_answers=[{"xargs": r.xargs, "stream": r.stream, "status": r.status, "error": r.error[:300],
                           "named": r.status == 400 and r.expect in r.error} for r in bad],

