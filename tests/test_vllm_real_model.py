@@ -4,7 +4,9 @@ served greedy tokens equal steerkit's Hugging Face ``steer()``'s, and a mixed ba
 an unsteered request) equals each request served alone.
 
 vLLM serves the converted checkpoint (``steerkit convert-model smollm2``): vLLM 0.32 reads a local GGUF
-file as a JSON config and refuses it. One engine, about a minute and a half on 2 cores.
+file as a JSON config and refuses it. One engine, eager (75 s on 2 cores; compiled, 140 s): SmolLM2 is
+served compiled, vLLM's default, by the load test (tests/test_vllm_load.py), and the plugin's compiled
+path is checked against steer() on a tiny Llama in test_vllm_plugin.py.
 """
 from pathlib import Path
 
@@ -38,7 +40,7 @@ def served(tmp_path_factory):
              request(ids[1], "tone", both, max_tokens=TOKENS)]
     batches = [mixed] + [[r] for r in mixed]
     out = run_engine(root, "smollm2", str(root / "smollm2"), batches, vectors={"tone": str(VECTORS)},
-                     dtype="float32", max_model_len=512, max_num_seqs=8)
+                     dtype="float32", max_model_len=512, max_num_seqs=8, enforce_eager=True)
     assert "failed" not in out, out.get("failed")
     return {"model": model.eval(), "tok": tok, "vecs": vecs, "mixed": mixed, "out": out["batches"]}
 
