@@ -44,7 +44,7 @@ def _configs(tok) -> dict:
 
 
 SERVED = ["mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "gpt2", "opt"]
-# under torch.compile (vLLM's default), as Llama in test_vllm_plugin.py and SmolLM2 in test_vllm_real_model.py;
+# under torch.compile (vLLM's default), as Llama in test_vllm_plugin.py and SmolLM2 in test_vllm_load.py;
 # the others run eager, which skips about 24 s of compiling per engine on 2 cores: where the plugin steers
 # is the family's module layout, the same either way
 COMPILED = {"gemma3_text"}

@@ -1,7 +1,7 @@
 """Steering sets loaded while serving, end to end without vLLM: the front end's SetControl and admission,
 the engine core's half (engine_sets) and a worker's (worker_sets) with a real bank, wired as vLLM wires
 them (a utility call, then collective_rpc), against steerkit's reference. The same flow in a vLLM engine
-and over HTTP: test_vllm_plugin.py."""
+in a vLLM engine: test_vllm_plugin.py; over HTTP, under load: test_vllm_load.py."""
 import asyncio
 from types import SimpleNamespace as NS
 
