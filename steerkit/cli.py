@@ -67,6 +67,13 @@ def _val_disagreeing_arg(p) -> None:
                         f"{FocusTrainConfig.val_disagreeing})")
 
 
+def _val_flipped_arg(p) -> None:
+    p.add_argument("--val-flipped", action=argparse.BooleanOptionalAction, default=None,
+                   help="validate also on copies of the validation examples whose spurious value is swapped for one "
+                        "tied to another label, where the instruction decides the answer (default: "
+                        f"{'on' if FocusTrainConfig.val_flipped else 'off'})")
+
+
 def _train_dtype_arg(p) -> None:
     p.add_argument("--dtype", choices=TRAIN_DTYPES, default=None,
                    help="the base model's weights in training (the LoRA adapters stay float32); default: as the "
@@ -205,6 +212,7 @@ def _demo_args(p) -> None:
                         "(seeds run apart, with the same model and recipe)")
     _train_dtype_arg(p)
     _val_disagreeing_arg(p)
+    _val_flipped_arg(p)
 
 
 def _bench_steer_args(p) -> None:
@@ -320,6 +328,7 @@ def _fit_args(p) -> None:
     _device_arg(p)
     _train_dtype_arg(p)
     _val_disagreeing_arg(p)
+    _val_flipped_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -365,14 +374,19 @@ def _info(args) -> int:
 
 
 # demo options for FIT on a real model (--focus --model) alone; the demos that do not take them refuse them
-_MODEL_FOCUS_OPTIONS = ("seeds", "out", "merge", "dtype", "val_disagreeing")
+_MODEL_FOCUS_OPTIONS = ("seeds", "out", "merge", "dtype", "val_disagreeing", "val_flipped")
 # the ones that train, which --merge (it trains nothing) refuses
-_MODEL_FOCUS_TRAINING = ("quick", "seeds", "epochs", "lr", "dtype", "val_disagreeing")
+_MODEL_FOCUS_TRAINING = ("quick", "seeds", "epochs", "lr", "dtype", "val_disagreeing", "val_flipped")
+
+
+_ON_OFF_OPTIONS = ("val_flipped",)
 
 
 def _refuse_given(args, names: tuple[str, ...], why: str) -> None:
     """One line naming the first of ``names`` given on the command line, and why it does not belong."""
-    given = [n for n in names if getattr(args, n) not in (None, False)]
+    # None: not given; False too, but for the on/off options (--no-val-flipped), where it is a choice
+    given = [n for n in names if getattr(args, n) is not None
+             and (getattr(args, n) is not False or n in _ON_OFF_OPTIONS)]
     if given:
         raise ValueError(f"--{given[0].replace('_', '-')} {why}")
 
@@ -475,7 +489,7 @@ def _demo_focus_model(args) -> int:
         recipe = dm.FitRecipe.quick() if args.quick else dm.FitRecipe()
         # --epochs and --lr: the focus training's (FIT's and SFT's), as in the toy's FIT demo
         recipe = replace(recipe, epochs=args.epochs or recipe.epochs, lr=args.lr or recipe.lr, dtype=args.dtype,
-                         val_disagreeing=args.val_disagreeing)
+                         val_disagreeing=args.val_disagreeing, val_flipped=args.val_flipped)
         seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
         report = dm.run(args.model, seeds=seeds, recipe=recipe)
     print()
@@ -617,6 +631,7 @@ def _fit(args) -> int:
                               val_fraction=args.val_fraction, eval_every=args.eval_every,
                               val_disagreeing=FocusTrainConfig.val_disagreeing if args.val_disagreeing is None
                               else args.val_disagreeing,
+                              val_flipped=FocusTrainConfig.val_flipped if args.val_flipped is None else args.val_flipped,
                               patience=args.patience or None, select=args.select, seed=args.seed,
                               retry_lrs=tuple(args.retry_lr), retry_epochs=args.retry_epochs,
                               progress=not args.quiet, device=_device(args))
@@ -643,7 +658,8 @@ def _fit(args) -> int:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=focus.FocusDataWarning)  # said above, once
         warnings.filterwarnings("ignore", category=focus.FocusTrainingWarning)  # said below, once
-        result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output)
+        result = focus.train(model, tok, records, val=val, lora=lora, config=config, output_dir=args.output,
+                             task=task)
     if not first:
         return 0
     (Path(args.output) / "focus_task.json").write_text(json.dumps(task.to_dict(), indent=1))

@@ -47,6 +47,7 @@ class FitRecipe:
     batch_size: int | None = None
     dtype: str | None = None  # the base's weights in training ("bfloat16"); None: as the model loads (fp32 here)
     val_disagreeing: int | None = None  # None: FocusTrainConfig's
+    val_flipped: bool | None = None  # None: FocusTrainConfig's
 
     @classmethod
     def from_dict(cls, d: dict) -> "FitRecipe":
@@ -73,7 +74,8 @@ class FitRecipe:
                                       retry_epochs=self.retry_epochs or d.retry_epochs,
                                       batch_size=self.batch_size or d.batch_size, seed=seed, progress=progress,
                                       val_disagreeing=d.val_disagreeing if self.val_disagreeing is None
-                                      else self.val_disagreeing)
+                                      else self.val_disagreeing,
+                                      val_flipped=d.val_flipped if self.val_flipped is None else self.val_flipped)
 
     def lora(self) -> focus.LoraSettings:
         d = focus.LoraSettings()
@@ -257,7 +259,8 @@ def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe()
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=focus.FocusTrainingWarning)  # logged below, per run
-                result = focus.train(base, tok, records, lora=recipe.lora(), config=recipe.config(seed, progress))
+                result = focus.train(base, tok, records, lora=recipe.lora(), config=recipe.config(seed, progress),
+                                     task=reviews.TASK)
             for problem in result.problems:
                 log(f"seed {seed}, {method}: warning: {problem}")
             run_.seconds[method], run_.val_loss[method] = time.perf_counter() - t0, result.best_val_loss

@@ -153,3 +153,46 @@ def test_encode_splits_the_completion_and_truncates_the_prompt_from_the_left(tok
     batch = pad_batch([(p, c), (p[:5], c)], pad_id=0)
     assert batch["labels"][0].ne(-100).sum() == 1 and batch["labels"][1, 5] == c[0]
     assert batch["attention_mask"][1].sum() == 6
+
+
+def test_flipped_copies_swap_the_named_spurious_value_for_one_tied_to_the_other_label():
+    from steerkit.focus import reviews
+    from steerkit.focus.data import flipped_copies
+
+    examples = reviews.examples(40, 0.8, seed=3)
+    records = focus.build_focus_dataset(examples, reviews.TASK, per_example=2, per_disagreeing="all", seed=0)
+    copies = flipped_copies(records, reviews.TASK, seed=0)
+    agreeing = [e for e in examples if reviews.TASK.spurious_labels[e["features"]["city"]] == e["label"]]
+    types = {r.focus_type for r in records}
+    # one copy per agreeing example, under every focus type the records hold
+    assert len(copies) == len(agreeing) * len(types) and {r.focus_type for r in copies} == types
+    by_input = {}
+    for r in copies:
+        by_input.setdefault(r.input, []).append(r)
+    assert len(by_input) == len(agreeing)
+    tied = reviews.TASK.spurious_labels
+    for e in agreeing:
+        city = e["features"]["city"]
+        (text,) = [e["input"].replace(city, c) for c in tied
+                   if tied[c] != e["label"] and e["input"].replace(city, c) in by_input]
+        for r in by_input[text]:
+            assert r.features_disagree and r.label == e["label"] and r.spurious_label != r.label
+            assert r.target == (r.spurious_label if r.focus_type in templates.SPURIOUS_FAMILY else r.label)
+            assert text in r.prompt
+    # seeded, and the examples whose features already disagree are not copied
+    assert flipped_copies(records, reviews.TASK, seed=0) == copies
+    assert not flipped_copies([r for r in records if r.features_disagree], reviews.TASK)
+    # a value the text does not name gives no copy (and no error)
+    unnamed = [dict(e, input=e["input"].replace(e["features"]["city"], "the city")) for e in examples]
+    assert flipped_copies(focus.build_focus_dataset(unnamed, reviews.TASK, seed=0), reviews.TASK) == []
+
+
+def test_flipped_copies_match_whole_words_only():
+    from steerkit.focus.data import flipped_copies
+
+    task = focus.FocusTask("Say which.", ("yes", "no"), "core", "tag", {"red": "yes", "blue": "no"})
+    examples = [{"input": "a reddish fox in a red box", "label": "yes", "features": {"core": "yes", "tag": "red"}},
+                {"input": "a reddish fox", "label": "yes", "features": {"core": "yes", "tag": "red"}}]
+    copies = flipped_copies(focus.build_focus_dataset(examples, task, focus_types=("focus_s",), seed=0), task)
+    assert [r.input for r in copies] == ["a reddish fox in a blue box"]
+    assert copies[0].target == "no" and copies[0].label == "yes"

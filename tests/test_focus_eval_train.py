@@ -362,6 +362,35 @@ def test_a_try_with_problems_is_trained_again_from_the_same_start_and_the_best_t
         dataclasses.replace(cfg, retry_epochs=0.0).check()
 
 
+def test_with_the_task_the_validation_also_holds_copies_of_its_examples_with_the_spurious_value_swapped(tok):
+    from steerkit.focus.data import flipped_copies
+
+    records = focus.build_focus_dataset(fc.examples(40, 0.9, seed=2), fc.TASK, per_example=2, per_disagreeing="all",
+                                        seed=0)
+    val = focus.build_focus_dataset(fc.examples(12, 0.9, seed=5), fc.TASK, per_example=2, per_disagreeing="all",
+                                    seed=0)
+    cfg = focus.FocusTrainConfig(epochs=1, lr=5e-3, batch_size=8, progress=False, patience=None, max_length=None,
+                                 retry_lrs=())
+    lora = focus.LoraSettings(r=2, alpha=4)
+    copies = flipped_copies(val, fc.TASK, tok, cfg.seed)
+    assert copies and all(r.features_disagree for r in copies)
+    with_copies = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=cfg, task=fc.TASK)
+    # measured on the validation records and the copies together, by hand from the predictions
+    both = val + copies
+    preds = focus.predict(with_copies.model, tok, both)
+    for t, acc in with_copies.val_focus.per_type.items():
+        mine = [p == r.target for r, p in zip(both, preds) if r.focus_type == t]
+        assert acc == pytest.approx(sum(mine) / len(mine))
+    assert with_copies.val_focus.disagreeing == sum(r.features_disagree for r in both)
+    # the same training either way (the copies only validate): off, or without the task, as before
+    plain = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, config=cfg)
+    off = focus.train(_tiny_llama(tok), tok, records, val=val, lora=lora, task=fc.TASK,
+                      config=dataclasses.replace(cfg, val_flipped=False))
+    assert off.val_focus == plain.val_focus
+    assert plain.val_focus.disagreeing == sum(r.features_disagree for r in val) < with_copies.val_focus.disagreeing
+    assert plain.steps == with_copies.steps
+
+
 def test_validation_problems_name_the_family_and_the_cause():
     from steerkit.focus.validation import ValidationFocus, problems
 

@@ -83,6 +83,12 @@ class FocusTrainConfig:
     # whose six spurious-family prompts said 0.67 where 40 flipped test reviews said 0.30. Not the default:
     # with 4, Gemma met every target on 3 of 3 seeds but SmolLM2's seed 1 fell to focus(S) 0.78 (1.00 plain)
     val_disagreeing: int = 0
+    # with a task given to focus.train: the validation records also hold copies of the validation examples
+    # whose features agree, naming a spurious value tied to the other label (focus.data.flipped_copies), so
+    # the checkpoint kept and the retry are judged on many prompts where the instruction decides the answer.
+    # The training examples are the plain split's. On Gemma 3 270M's seed 0 (README) the plain split's 6
+    # such prompts said the spurious family was followed (0.67) where the flipped test said 0.30
+    val_flipped: bool = True
     eval_every: int | None = None  # steps between validations; None: once per epoch
     patience: int | None = 3  # validations without improvement before stopping; None: never stop early
     # what the checkpoint kept and early stopping follow: "focus_accuracy" (the validation records' focus

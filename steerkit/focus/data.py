@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -224,6 +225,46 @@ def build_focus_dataset(examples, task: FocusTask, focus_types: Sequence[str] = 
             records.append(FocusRecord(i, ex.input, t, k, held_out_wordings, prompt, target, ex.label, y_s,
                                        list(task.labels), chat, "" if chat else " "))
     return records
+
+
+def _names(value: str) -> re.Pattern:
+    """The value as a whole word (or words) of a text."""
+    return re.compile(rf"(?<!\w){re.escape(value)}(?!\w)")
+
+
+def flipped_copies(records, task: FocusTask, tokenizer=None, seed: int = 0) -> list[FocusRecord]:
+    """Copies of the examples behind ``records`` whose features disagree by construction: each example whose
+    spurious value agrees with its label and is named in its input (as a whole word, the only value tied to
+    that label named there) is copied once, naming instead a value tied to another label (a seeded choice),
+    under every focus type among ``records``. Examples that do not name their value are left out, so a
+    spurious feature the text does not spell out gives none.
+
+    Why: at 90% agreement a validation split of two dozen examples holds two or three whose features
+    disagree, the only ones on which the focus families ask for different answers, so a check of whether
+    the spurious family is followed rests on half a dozen prompts (on Gemma 3 270M, seed 0, README: 0.67
+    there where 40 flipped test reviews said 0.30). Copies cost no training example."""
+    records = load_records(records)
+    tied: dict[str, list[str]] = {}
+    for value, label in task.spurious_labels.items():
+        tied.setdefault(label, []).append(value)
+    types = [t for t in templates.FOCUS_TYPES if any(r.focus_type == t for r in records)]
+    rng = random.Random(seed)
+    seen, copies = set(), []
+    for r in records:
+        if r.id in seen or r.features_disagree or r.spurious_label not in tied:
+            continue
+        seen.add(r.id)
+        named = [v for v in tied[r.spurious_label] if _names(v).search(r.input)]
+        others = sorted(v for label, values in tied.items() if label != r.label for v in values)
+        if len(named) != 1 or not others:
+            continue
+        value = rng.choice(others)
+        text = _names(named[0]).sub(lambda _: value, r.input)
+        # the core value is read only by the check that it is there; the label stands for it
+        copies.append(FocusExample(text, r.label, {task.core: r.label, task.spurious: value}))
+    if not copies:
+        return []
+    return build_focus_dataset(copies, task, focus_types=types, per_example="all", tokenizer=tokenizer, seed=seed)
 
 
 # fewest spurious-family prompts whose target (the spurious feature's label) differs from the true label:

@@ -22,7 +22,7 @@ from ..devices import resolve_device
 from ..launch import rank_and_world, run_id
 from ..outputs import check_output_dir
 from .config import FocusTrainConfig, LoraSettings
-from .data import FocusDataWarning, FocusRecord, load_records, spurious_family_problem
+from .data import FocusDataWarning, FocusRecord, flipped_copies, load_records, spurious_family_problem
 from .encode import encode, pack_batch, packing_problem, pad_batch, pad_id
 from .loss import causal_lm, label_only_loss
 from . import validation
@@ -198,7 +198,8 @@ def wrap_lora(model, lora: LoraSettings, seed: int = 0):
 
 
 def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
-          config: FocusTrainConfig = FocusTrainConfig(), output_dir: str | Path | None = None) -> FocusTrainResult:
+          config: FocusTrainConfig = FocusTrainConfig(), output_dir: str | Path | None = None,
+          task=None) -> FocusTrainResult:
     """Focus-tune ``model`` with LoRA on focus records (see ``build_focus_dataset``). Without ``val``,
     ``config.val_fraction`` of the examples is held out. With ``output_dir`` the adapter, tokenizer and
     log are saved there. Returns the PeftModel with its best checkpoint loaded and the log.
@@ -206,7 +207,12 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     Training runs at ``config.lr``; where the checkpoint kept leaves a family of focus types unfollowed on
     the validation records, it runs again from the same LoRA initialisation at each of
     ``config.retry_lrs`` in turn (for ``config.retry_epochs``), and keeps the try with the best validation
-    focus score."""
+    focus score.
+
+    With the ``task`` (a ``FocusTask``) and ``config.val_flipped``, the validation records also hold
+    copies of their examples with the spurious value swapped for one tied to another label
+    (``focus.data.flipped_copies``): prompts where the instruction decides the answer, which a random
+    validation split holds few of."""
     config.check()
     device = resolve_device(config.device, "device")
     if output_dir is not None:
@@ -218,6 +224,11 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if val is None:
         records, val = split_validation(records, config.val_fraction, config.seed, config.val_disagreeing)
     val = load_records(val)
+    if task is not None and config.val_flipped:
+        copies = flipped_copies(val, task, tok, config.seed)
+        log.info("steerkit.focus: %d validation prompts, and %d of copies with the spurious value swapped",
+                 len(val), len(copies))
+        val = val + copies
     rows = (_encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length))
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
