@@ -35,7 +35,7 @@ def _data(path: Path, n: int) -> None:
 
 
 def _model(path: Path) -> None:
-    from steerkit.toy.model import build_tokenizer, random_llama
+    from steerkit.demos.toy.model import build_tokenizer, random_llama
     tok = build_tokenizer()
     random_llama(tok, 128, 256, layers=4, heads=4, kv_heads=2).save_pretrained(str(path))
     tok.save_pretrained(str(path))

@@ -42,7 +42,7 @@ def _model(root: Path, shape: str) -> tuple:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from steerkit.toy.model import build_tokenizer
+    from steerkit.demos.toy.model import build_tokenizer
     hidden, inter, layers, heads, kv, vocab = SHAPES[shape]
     tok = build_tokenizer()
     cfg = LlamaConfig(vocab_size=vocab or len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,

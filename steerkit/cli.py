@@ -405,7 +405,8 @@ def _demo(args) -> int:
 
     if args.save_vectors:
         check_output_file(args.save_vectors, "--save-vectors")
-    from . import demo, mat
+    from . import mat
+    from .demos import steer_toy as demo
 
     explicit = any(getattr(args, k) is not None for k in ("recipe", "variant", "epochs", "lr", "sigma", "mmd_edit")) \
         or args.no_norm_preserve
@@ -455,7 +456,7 @@ def _demo_focus(args) -> int:
     if args.model is not None:
         return _demo_focus_model(args)
     _refuse_given(args, _MODEL_FOCUS_OPTIONS, "goes with --focus --model (the toy's FIT demo takes --base-seed)")
-    from . import demo_focus
+    from .demos import focus_toy as demo_focus
 
     options = {k: getattr(args, k) for k in ("epochs", "lr") if getattr(args, k) is not None}
     options.update(quick=args.quick, seed=args.seed, retrain=args.retrain, progress=False)
@@ -476,7 +477,7 @@ def _demo_focus_model(args) -> int:
     from .outputs import check_output_dir
 
     out = check_output_dir(args.out, "--out") if args.out else None
-    from . import demo_focus_model as dm
+    from .demos import focus_model as dm
 
     from dataclasses import replace
 

@@ -1,37 +1,27 @@
 """``SteeringVectors``: the steering parameters for a model, per (site, layer).
 
 Each entry holds theta [K,D], and for gated steering gate_w [K,D] and gate_b [K]. K (the number of
-attributes) is the same for every entry; D may differ by site. Stored as one ``.safetensors`` file
-whose metadata carries the attribute names, gate mode, norm preservation, provenance and a format
-version. Loading never unpickles anything, and validates everything before returning.
+attributes) is the same for every entry; D may differ by site. Files are read and written by
+``steerkit.formats`` (steerkit's ``.safetensors``, whose metadata carries the attribute names, gate
+mode, norm preservation, provenance and a format version; llama.cpp's ``.gguf`` control vectors).
+Loading never unpickles anything, and validates everything before returning.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
 
+from . import formats
+from .formats.contents import Entry, VectorFile
+from .formats.safetensors import FORMAT, FORMAT_VERSION
 from .sites import SITES
 
 GATE_MODES = ("sigmoid", "none")
-FORMAT = "steerkit.vectors"
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Entry:
-    """The tensors for one (site, layer)."""
-
-    theta: torch.Tensor
-    gate_w: torch.Tensor | None = None
-    gate_b: torch.Tensor | None = None
-
-    @property
-    def hidden_size(self) -> int:
-        return int(self.theta.shape[1])
+# Entry, FORMAT and FORMAT_VERSION: defined by steerkit.formats, importable from here as before
+__all__ = ["Entry", "FORMAT", "FORMAT_VERSION", "GATE_MODES", "SteeringVectors"]
 
 
 def _check_site(site) -> str:
@@ -125,14 +115,14 @@ class SteeringVectors:
     @classmethod
     def from_repeng(cls, control_vector) -> "SteeringVectors":
         """A repeng ``ControlVector`` (steers as repeng's ``ControlModel`` does at coefficient = strength)."""
-        from .control_vectors import from_repeng
-        return from_repeng(control_vector)
+        from .formats.converters import from_repeng
+        return cls.from_contents(from_repeng(control_vector))
 
     @classmethod
     def from_steering_vectors(cls, steering_vector) -> "SteeringVectors":
         """A steering-vectors ``SteeringVector`` (steers as its ``apply(multiplier=strength)`` does)."""
-        from .control_vectors import from_steering_vectors
-        return from_steering_vectors(steering_vector)
+        from .formats.converters import from_steering_vectors
+        return cls.from_contents(from_steering_vectors(steering_vector))
 
     @classmethod
     def from_dict(cls, tensors: Mapping, **kwargs) -> "SteeringVectors":
@@ -191,89 +181,29 @@ class SteeringVectors:
         return SteeringVectors(entries, self.attributes, self.gate_mode, self.norm_preserve, self.provenance)
 
     # -- files ----------------------------------------------------------------------------------
+    def contents(self) -> VectorFile:
+        """What a file of these vectors holds (the entries are shared, not copied)."""
+        return VectorFile(dict(self._entries), list(self.attributes), self.gate_mode, self.norm_preserve,
+                          dict(self.provenance))
+
+    @classmethod
+    def from_contents(cls, contents: VectorFile) -> "SteeringVectors":
+        """Vectors from what a format read, validated."""
+        return cls(contents.entries, contents.attributes, contents.gate_mode, contents.norm_preserve,
+                   contents.provenance)
+
     def save(self, path: str | Path, strength=None, model_hint: str | None = None) -> None:
         """Writes ``.safetensors`` (everything), or a llama.cpp control vector when ``path`` ends in
         ``.gguf`` (ungated ``block_out`` only; ``strength`` sums several attributes; see
-        ``steerkit.control_vectors``)."""
-        if str(path).endswith(".gguf"):
-            from .control_vectors import save_gguf
-            return save_gguf(self, path, strength=strength, model_hint=model_hint)
-        if strength is not None or model_hint is not None:
-            raise ValueError("strength and model_hint are for .gguf control vectors; a .safetensors file keeps "
-                             "every attribute")
-        from safetensors.torch import save_file
-
-        tensors, places = {}, []
-        for (site, layer), e in self._entries.items():
-            places.append([site, layer])
-            for name in ("theta", "gate_w", "gate_b"):
-                t = getattr(e, name)
-                if t is not None:
-                    tensors[f"{site}.{layer}.{name}"] = t.detach().to("cpu").contiguous()
-        metadata = {
-            "format": FORMAT, "format_version": str(FORMAT_VERSION), "attributes": json.dumps(self.attributes),
-            "gate_mode": self.gate_mode, "norm_preserve": json.dumps(self.norm_preserve),
-            "provenance": json.dumps(self.provenance), "entries": json.dumps(places),
-        }
-        save_file(tensors, str(path), metadata=metadata)
+        ``steerkit.formats.gguf``)."""
+        options = {k: v for k, v in (("strength", strength), ("model_hint", model_hint)) if v is not None}
+        formats.write(self.contents(), path, **options)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "SteeringVectors":
         """steerkit's ``.safetensors``, or a llama.cpp control vector (``.gguf``, as repeng exports it)."""
-        from safetensors import SafetensorError, safe_open
-
-        path = Path(path)
-        if path.suffix == ".gguf":
-            from .control_vectors import load_gguf
-            return load_gguf(path).to(device)
-        if not path.is_file():
-            raise FileNotFoundError(f"no steering-vector file at {path}")
+        contents = formats.read(path, device)
         try:
-            with safe_open(str(path), framework="pt", device=str(device)) as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
-        except SafetensorError as err:
-            raise ValueError(f"{path} is not a readable .safetensors file: {err}") from None
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{path} is a safetensors file but not steerkit steering vectors (no "
-                             f"'format: {FORMAT}' in its metadata)")
-        try:
-            version = int(meta.get("format_version", "0"))
-        except ValueError:
-            raise ValueError(f"{path}: format_version {meta.get('format_version')!r} is not a number") from None
-        if version > FORMAT_VERSION:
-            raise ValueError(f"{path} uses steering-vector format {version}, newer than this steerkit reads "
-                             f"({FORMAT_VERSION}); upgrade steerkit")
-        try:
-            places = json.loads(meta["entries"])
-            attributes = json.loads(meta["attributes"])
-            norm_preserve = json.loads(meta.get("norm_preserve", "false"))
-            provenance = json.loads(meta.get("provenance", "{}"))
-        except (KeyError, ValueError) as err:
-            raise ValueError(f"{path}: damaged metadata ({err})") from None
-        gate_mode = meta.get("gate_mode", "sigmoid")
-        if not isinstance(places, list):
-            raise ValueError(f"{path}: damaged metadata: 'entries' must be a list of [site, layer] pairs, got "
-                             f"{meta['entries']!r}")
-        entries = {}
-        for place in places:
-            if not (isinstance(place, list) and len(place) == 2 and isinstance(place[1], int)
-                    and not isinstance(place[1], bool)):
-                raise ValueError(f"{path}: damaged metadata: each of 'entries' must be a [site, layer] pair, got "
-                                 f"{place!r}")
-            site, layer = place
-            try:
-                _check_site(site)
-            except ValueError as err:
-                raise ValueError(f"{path}: {err}") from None
-            prefix = f"{site}.{layer}."
-            if prefix + "theta" not in tensors:
-                raise ValueError(f"{path}: {site} layer {layer} is listed but its tensor {prefix}theta is missing")
-            entries[(site, int(layer))] = Entry(tensors.pop(prefix + "theta"), tensors.pop(prefix + "gate_w", None),
-                                                tensors.pop(prefix + "gate_b", None))
-        if tensors:
-            raise ValueError(f"{path}: tensors not listed in its metadata: {sorted(tensors)}")
-        try:
-            return cls(entries, attributes, gate_mode, norm_preserve, provenance)
+            return cls.from_contents(contents)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            raise ValueError(f"{Path(path)}: {err}") from None

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from steerkit import cli, demo, mat
-from steerkit.toy import corpus
-from steerkit.toy.model import ToySettings, toy_model
+from steerkit import cli, mat
+from steerkit.demos import steer_toy as demo
+from steerkit.demos.toy import corpus
+from steerkit.demos.toy.model import ToySettings, toy_model
 
 
 @pytest.fixture(scope="module")

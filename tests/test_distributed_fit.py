@@ -13,8 +13,8 @@ import torch
 pytest.importorskip("peft")
 
 from steerkit import focus  # noqa: E402
-from steerkit.toy import focus_corpus as fc  # noqa: E402
-from steerkit.toy.model import build_tokenizer, random_llama  # noqa: E402
+from steerkit.demos.toy import focus_corpus as fc  # noqa: E402
+from steerkit.demos.toy.model import build_tokenizer, random_llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")

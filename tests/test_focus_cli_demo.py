@@ -6,8 +6,8 @@ import pytest
 from steerkit import focus
 from steerkit.focus import FocusTrainConfig
 from steerkit.cli import main
-from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import build_tokenizer, random_llama
+from steerkit.demos.toy import focus_corpus as fc
+from steerkit.demos.toy.model import build_tokenizer, random_llama
 
 pytest.importorskip("peft")
 
@@ -70,7 +70,7 @@ def test_cli_errors_name_the_problem(local_model, tmp_path, capsys):
 def demo_report(tmp_path_factory):
     import os
 
-    from steerkit import demo_focus
+    from steerkit.demos import focus_toy as demo_focus
 
     old = os.environ.get("STEERKIT_CACHE")
     os.environ["STEERKIT_CACHE"] = str(tmp_path_factory.mktemp("cache"))
@@ -120,7 +120,7 @@ def test_focus_demo_fit_follows_focus_s_against_the_colour(demo_report):
 
 
 def test_bases_table_counts_only_bases_that_read_both_features():
-    from steerkit.demo_focus import FocusDemoReport, bases_table
+    from steerkit.demos.focus_toy import FocusDemoReport, bases_table
 
     def report(tone, fit_c, fit_s, sft_none):
         types = dict.fromkeys(focus.FOCUS_TYPES, 1.0)
@@ -145,7 +145,7 @@ def test_base_seed_belongs_to_the_focus_demo(capsys):
 
 
 def test_focus_toy_vocabulary_covers_its_pretraining_and_test_texts():
-    from steerkit.toy.model import build_tokenizer
+    from steerkit.demos.toy.model import build_tokenizer
 
     tok = build_tokenizer(fc.CORPUS)
     texts = [p + " " + a for p, a in fc.pretraining_texts(200, seed=3)]
@@ -158,7 +158,7 @@ def test_focus_toy_vocabulary_covers_its_pretraining_and_test_texts():
 def test_base_reading_asks_each_review_twice_and_an_untrained_model_reads_at_chance(local_model):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from steerkit import demo_focus
+    from steerkit.demos import focus_toy as demo_focus
 
     records = fc.reader_questions(30)
     assert len(records) == 60 and [r.id for r in records[:4]] == [0, 0, 1, 1]

@@ -5,8 +5,8 @@ import pytest
 from steerkit import focus
 from steerkit.focus import templates
 from steerkit.focus.encode import encode, pad_batch
-from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import build_tokenizer
+from steerkit.demos.toy import focus_corpus as fc
+from steerkit.demos.toy.model import build_tokenizer
 
 TASK = fc.TASK
 

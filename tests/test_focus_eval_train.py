@@ -10,8 +10,8 @@ import torch
 
 from steerkit import focus
 from steerkit.focus.data import FocusRecord
-from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import build_tokenizer
+from steerkit.demos.toy import focus_corpus as fc
+from steerkit.demos.toy.model import build_tokenizer
 
 peft = pytest.importorskip("peft")
 
@@ -202,11 +202,11 @@ def test_lora_on_the_head_needs_the_models_names_and_adds_the_head_to_the_target
 def test_lora_on_the_head_trains_the_head_fused_as_unfused_and_reloads(tok, tmp_path, monkeypatch):
     from peft import PeftModel
 
-    from steerkit import hf
+    from steerkit.hf import attention
 
     shared_heads = []  # fused: the tiny Llama's 2 key/value heads are shared inside SDPA while it trains
-    sdpa_gqa = hf._sdpa_gqa
-    monkeypatch.setattr(hf, "_sdpa_gqa", lambda *a, **k: shared_heads.append(1) or sdpa_gqa(*a, **k))
+    sdpa_gqa = attention._sdpa_gqa
+    monkeypatch.setattr(attention, "_sdpa_gqa", lambda *a, **k: shared_heads.append(1) or sdpa_gqa(*a, **k))
 
     from steerkit.focus.trainer import wrap_lora
 

@@ -51,8 +51,8 @@ def test_label_only_loss_needs_labels_and_a_head():
 
 
 def test_training_with_and_without_the_accelerations_agrees():
-    from steerkit.toy import focus_corpus as fc
-    from steerkit.toy.model import build_tokenizer
+    from steerkit.demos.toy import focus_corpus as fc
+    from steerkit.demos.toy.model import build_tokenizer
     from test_focus_eval_train import _tiny_llama
 
     tok = build_tokenizer(fc.CORPUS)

@@ -8,8 +8,8 @@ import pytest
 from steerkit import focus
 from steerkit.cli import main
 from steerkit.focus import reviews
-from steerkit.toy import focus_corpus as fc
-from steerkit.toy.model import build_tokenizer, random_llama
+from steerkit.demos.toy import focus_corpus as fc
+from steerkit.demos.toy.model import build_tokenizer, random_llama
 
 pytest.importorskip("peft")
 
@@ -68,7 +68,7 @@ def test_fit_warns_before_training_and_eval_focus_scores_unseen_values_on_the_co
 
 
 def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_files(local_model, tmp_path):
-    from steerkit import demo_focus_model as dm
+    from steerkit.demos import focus_model as dm
 
     recipe = dm.FitRecipe(examples=16, test=3, epochs=1, r=2, batch_size=8)
     report = dm.run(str(local_model), seeds=(0, 1), recipe=recipe, log=lambda *a: None)
@@ -122,7 +122,7 @@ def test_model_demo_trains_fit_and_sft_per_seed_from_one_base_and_writes_its_fil
 
 
 def test_model_demo_table_names_the_rate_kept_and_every_rate_tried():
-    from steerkit import demo_focus_model as dm
+    from steerkit.demos import focus_model as dm
 
     run = dm.SeedRun({}, lr={"FIT": 3e-4, "SFT": 1e-3}, epochs={"FIT": 6, "SFT": 3},
                      tries={"FIT": [{"lr": 1e-3, "epochs": 3}, {"lr": 3e-4, "epochs": 6}],
@@ -139,7 +139,7 @@ def test_model_demo_table_names_the_rate_kept_and_every_rate_tried():
 
 
 def test_model_demo_takes_the_focus_trainings_epochs_and_lr(monkeypatch, capsys):
-    from steerkit import demo_focus_model as dm
+    from steerkit.demos import focus_model as dm
 
     seen = []
 

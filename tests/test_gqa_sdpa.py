@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from steerkit import hf
+from steerkit.hf import attention
 from tiny_models import FAMILIES, tiny_model
 
 IDS = torch.randint(3, 64, (3, 16), generator=torch.Generator().manual_seed(1))
@@ -73,7 +74,7 @@ def test_a_probe_that_disagrees_leaves_sdpa_in_place(monkeypatch):
         out = torch.zeros(query.shape[0], query.shape[2], query.shape[1], value.shape[-1])
         return out, None
 
-    monkeypatch.setattr(hf, "_sdpa_gqa", wrong)
+    monkeypatch.setattr(attention, "_sdpa_gqa", wrong)
     with hf.grouped_query_sdpa(model) as why:
         assert why.startswith("a probe forward differs from SDPA's")
         assert model.config._attn_implementation == "sdpa"

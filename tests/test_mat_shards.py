@@ -18,7 +18,7 @@ from steerkit.cli import main
 from steerkit.mat import shards as sh
 from steerkit.mat import trainer as mat_trainer
 from steerkit.mat.rows import ShardRows
-from steerkit.toy.model import build_tokenizer, random_llama
+from steerkit.demos.toy.model import build_tokenizer, random_llama
 
 WORDS = "the food was great and lovely the service was poor and slow the staff was kind".split()
 

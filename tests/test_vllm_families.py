@@ -15,7 +15,7 @@ import transformers as T  # noqa: E402
 from vllm_engine import assert_same, hf_greedy, request, run_engine  # noqa: E402
 
 import steerkit as sk  # noqa: E402
-from steerkit.toy.model import build_tokenizer  # noqa: E402
+from steerkit.demos.toy.model import build_tokenizer  # noqa: E402
 
 SITES = ("block_out", "attn_heads", "attn_out", "mlp_out")
 WORDS = "the food was great and lovely the service was poor and slow the staff was kind".split()

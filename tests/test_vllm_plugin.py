@@ -16,7 +16,7 @@ vllm = pytest.importorskip("vllm", reason="vLLM is not installed here (CI runs t
 from vllm_engine import assert_same, hf_greedy, request, run_engine  # noqa: E402
 
 import steerkit as sk  # noqa: E402
-from steerkit.toy.model import build_tokenizer, random_llama  # noqa: E402
+from steerkit.demos.toy.model import build_tokenizer, random_llama  # noqa: E402
 from steerkit.vectors import Entry  # noqa: E402
 
 SITES = ("block_out", "attn_heads", "attn_out", "mlp_out")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import mat
-from .generate import greedy
-from .hf import load_model
-from .mat.evaluate import gates
-from .patching import steer
+from .. import mat
+from ..generate import greedy
+from ..hf import load_model
+from ..mat.evaluate import gates
+from ..patching import steer
 from .toy import corpus
 from .toy.model import ToySettings, cache_dir, toy_model
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from ..cache import cache_dir
+from ...cache import cache_dir
 from . import corpus
 
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -72,7 +72,7 @@ def _key(s: ToySettings, source: ToyCorpus) -> str:
 
 def toy_model(settings: ToySettings = ToySettings(), retrain: bool = False, log=print, source: ToyCorpus = REVIEWS):
     """(model, tokenizer, path): from the cache, or trained now on ``source`` (and cached)."""
-    from ..hf import load_model
+    from ...hf import load_model
 
     name = "toy-llama" if source is REVIEWS else f"toy-llama-{source.name}"
     path = cache_dir() / f"{name}-{_key(settings, source)}"

@@ -1,6 +1,6 @@
-"""Vectors from elsewhere, and vectors that run elsewhere: llama.cpp control vectors (GGUF, as repeng's
-``export_gguf`` writes them and llama.cpp and Ollama read them), repeng ``ControlVector`` objects and
-``steering-vectors`` ``SteeringVector`` objects.
+"""llama.cpp control vectors (GGUF, as repeng's ``export_gguf`` writes them and llama.cpp and Ollama
+read them), read and written as K=1 ungated ``block_out`` entries. The repeng and steering-vectors
+converters (``converters``) share its layer numbering.
 
 One layer numbering throughout. llama.cpp adds ``direction.N`` to the output of the 0-based decoder block
 N, after its last residual add, at every position (``build_cvec`` after ``ffn_inp``'s add); repeng's
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from .strengths import strength_values
-from .vectors import Entry, SteeringVectors
+from ..strengths import strength_values
+from .contents import Entry, VectorFile
 
 ARCH = "controlvector"
 _ATTRIBUTE, _PROVENANCE = "steerkit.attribute", "steerkit.provenance"
@@ -42,7 +42,7 @@ def _string(reader, key: str) -> str | None:
     return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
 
 
-def load_gguf(path: str | Path) -> SteeringVectors:
+def read(path: Path, device="cpu") -> VectorFile:
     """A llama.cpp control-vector file as K=1 ungated ``block_out`` vectors (see the module docstring)."""
     from gguf import GGUFReader
 
@@ -80,18 +80,18 @@ def load_gguf(path: str | Path) -> SteeringVectors:
     if extra:
         provenance = {**json.loads(extra), **{k: v for k, v in provenance.items() if k != "source"}}
     attribute = _string(reader, _ATTRIBUTE) or path.stem
-    return SteeringVectors({("block_out", layer): Entry(v[None, :]) for layer, v in sorted(directions.items())},
-                           attributes=[attribute], gate_mode="none", provenance=provenance)
+    return VectorFile({("block_out", layer): Entry(v[None, :].to(device)) for layer, v in sorted(directions.items())},
+                      attributes=[attribute], gate_mode="none", provenance=provenance)
 
 
-def directions(vecs: SteeringVectors, strength=None, what: str = "a llama.cpp control vector") -> dict:
+def directions(vecs: VectorFile, strength=None, what: str = "a llama.cpp control vector") -> dict:
     """``{layer: direction}`` of what a control vector can hold: ungated ``block_out`` vectors, one
     attribute or a fixed strength-weighted sum of several. Anything else raises one line saying why."""
     if vecs.gate_mode != "none":
         raise ValueError(f"{what} holds no gates; these vectors are gated ({vecs.gate_mode})")
     if vecs.norm_preserve:
         raise ValueError(f"{what} cannot preserve norms; these vectors are norm-preserving")
-    others = sorted({site for site, _ in vecs if site != "block_out"})
+    others = sorted({site for site, _ in vecs.entries if site != "block_out"})
     if others:
         raise ValueError(f"{what} steers block outputs only; these vectors also steer {', '.join(others)}")
     k = vecs.num_attributes
@@ -103,12 +103,12 @@ def directions(vecs: SteeringVectors, strength=None, what: str = "a llama.cpp co
     else:
         weights = _weights(vecs, strength)
     out = {}
-    for _, layer in vecs:
-        out[layer] = (weights[:, None] * vecs[("block_out", layer)].theta.detach().double().cpu()).sum(0)
+    for (_, layer), e in vecs.entries.items():
+        out[layer] = (weights[:, None] * e.theta.detach().double().cpu()).sum(0)
     return out
 
 
-def _weights(vecs: SteeringVectors, strength) -> torch.Tensor:
+def _weights(vecs: VectorFile, strength) -> torch.Tensor:
     """One float64 weight per attribute from any strength ``steerkit.strengths`` reads, or a tensor."""
     if isinstance(strength, torch.Tensor):
         strength = strength.detach().double().reshape(-1).tolist()
@@ -118,7 +118,7 @@ def _weights(vecs: SteeringVectors, strength) -> torch.Tensor:
     return torch.tensor([values] * k if isinstance(values, float) else values, dtype=torch.float64)
 
 
-def save_gguf(vecs: SteeringVectors, path: str | Path, strength=None, model_hint: str | None = None) -> None:
+def write(vecs: VectorFile, path: Path, strength=None, model_hint: str | None = None) -> None:
     """Writes what a llama.cpp control vector can hold (``directions``) to ``path``."""
     from gguf import GGUFWriter
 
@@ -143,31 +143,3 @@ def save_gguf(vecs: SteeringVectors, path: str | Path, strength=None, model_hint
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-
-
-def from_repeng(control_vector) -> SteeringVectors:
-    """A repeng ``ControlVector``: ``directions[N]`` steers the output of ``model.layers[N]``."""
-    dirs = getattr(control_vector, "directions", None)
-    if not isinstance(dirs, dict) or not dirs:
-        raise ValueError(f"expected a repeng ControlVector with directions, got {type(control_vector).__name__}")
-    entries = {("block_out", int(layer)): Entry(torch.as_tensor(v).float().reshape(1, -1))
-               for layer, v in sorted(dirs.items())}
-    provenance = {"source": "repeng", "model_type": getattr(control_vector, "model_type", None)}
-    return SteeringVectors(entries, attributes=["repeng"], gate_mode="none",
-                           provenance={k: v for k, v in provenance.items() if v is not None})
-
-
-def from_steering_vectors(sv) -> SteeringVectors:
-    """A steering-vectors ``SteeringVector``: its ``decoder_block`` layer N steers the output of
-    ``model.layers[N]``. Its other layer types (attention or MLP outputs) are not what steerkit's sites
-    mean there, so they are refused."""
-    acts = getattr(sv, "layer_activations", None)
-    if not isinstance(acts, dict) or not acts:
-        raise ValueError(f"expected a steering-vectors SteeringVector, got {type(sv).__name__}")
-    if getattr(sv, "layer_type", "decoder_block") != "decoder_block":
-        raise ValueError(f"steering-vectors layer_type {sv.layer_type!r}: steerkit converts 'decoder_block' "
-                         "vectors (its block_out); steer that site with steerkit's own vectors instead")
-    entries = {("block_out", int(layer)): Entry(torch.as_tensor(v).detach().float().cpu().reshape(1, -1))
-               for layer, v in sorted(acts.items())}
-    return SteeringVectors(entries, attributes=["steering_vector"], gate_mode="none",
-                           provenance={"source": "steering-vectors"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
-from . import focus
+from .. import focus
 from .toy import focus_corpus
 from .toy.model import ToySettings, toy_model
 
@@ -95,7 +95,7 @@ def run(quick: bool = False, examples: int | None = None, epochs: float | None =
     log(f"base reads the tone {reads['tone']:.3f}, the box colour {reads['colour']:.3f}")
     if min(reads.values()) < 0.9:
         log("warning: the base has not learned to read both features, so the tables below say little about "
-            "FIT; --base-seed (or BASE.steps in steerkit/demo_focus.py) sets its pretraining")
+            "FIT; --base-seed (or BASE.steps in steerkit/demos/focus_toy.py) sets its pretraining")
     train_examples = focus_corpus.examples(n, TRAIN_AGREE, seed + 1)
     tests = test_sets(60 if quick else 200)
     # retry_lrs=() and the plain validation split: the toy's recipe is its own rate and epochs (measured over

@@ -17,9 +17,9 @@ import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from . import focus
-from .focus import reviews
-from .focus.config import PER_DISAGREEING, PER_EXAMPLE
+from .. import focus
+from ..focus import reviews
+from ..focus.config import PER_DISAGREEING, PER_EXAMPLE
 
 SPLITS = ("iid", "flipped", "unseen")
 # the targets of issue 28 on the flipped split (and the unseen one), per seed
@@ -237,7 +237,7 @@ def _rates(run_: SeedRun, method: str) -> str:
 def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe(), log=print,
         progress: bool = False) -> ModelFocusReport:
     """Each method of the recipe per seed, from one loaded base (each run's LoRA is unloaded after it)."""
-    from .hf import load_model
+    from ..hf import load_model
 
     base, tok = load_model(model, dtype=recipe.dtype)
     runs = {}

@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 import re
 
-from ..focus import templates
-from ..focus.data import PROMPT, FocusRecord, FocusTask
+from ...focus import templates
+from ...focus.data import PROMPT, FocusRecord, FocusTask
 from .model import ToyCorpus
 
 POSITIVE = ["great", "lovely", "wonderful", "excellent", "superb", "delightful", "fantastic", "pleasant",
