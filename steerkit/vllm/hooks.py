@@ -54,12 +54,6 @@ REFUSED = {
 }
 
 
-def _get(obj, path: str):
-    for part in path.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
 def install() -> None:
     """Wraps the four touch points and adds the two methods, once per process."""
     from vllm.v1.core import kv_cache_utils
@@ -193,9 +187,9 @@ def _attach(runner, config: PluginConfig):
     param = next(model.parameters())
     bank = SteeringBank(sets, max_tokens=runner.max_num_tokens, max_requests=runner.max_num_reqs,
                         dtype=param.dtype, device=param.device, layout=layout)
-    layers_owner = _get(model, paths["layers"].rpartition(".")[0])
+    layers_owner = model_hooks.submodule(model, paths["layers"].rpartition(".")[0])
     layers_owner.steerkit_bank = bank  # a submodule of the compiled module: its buffers are graph inputs
-    model_hooks.install(bank, _get(model, paths["layers"]), paths, tensor_parallel())
+    model_hooks.install(bank, model_hooks.submodule(model, paths["layers"]), paths, tensor_parallel())
     runner._steerkit_facts = facts  # what a set loaded while serving is checked against
     log.info("steerkit: %d steering set(s) %s at %s%s", len(sets), sorted(sets), bank.keys(),
              f"; room for {config.room.sets} sets, {config.room.columns} columns" if config.room else "")

@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 
 
-def _get(obj, path: str):
+def submodule(obj, path: str):
+    """The module at a dotted attribute path of ``obj`` (a layout of ``hooks.ARCHS``)."""
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
@@ -35,10 +36,10 @@ def install(bank, layers, paths: dict, tp: tuple) -> list:
             hook = _block_out_pair if paths["block_out"] == "pair" else _block_out_stream
             handles.append(module.register_forward_hook(hook(bank, key)))
         elif site == "attn_heads":
-            handles.append(_get(module, paths["attn_proj"]).register_forward_pre_hook(
+            handles.append(submodule(module, paths["attn_proj"]).register_forward_pre_hook(
                 _attn_heads(bank, key, world, rank, all_gather)))
         else:
-            proj = _get(module, paths["attn_proj"] if site == "attn_out" else paths["mlp_proj"])
+            proj = submodule(module, paths["attn_proj"] if site == "attn_out" else paths["mlp_proj"])
             handles.append(proj.register_forward_hook(_projection_out(bank, key)))
     return handles
 
