@@ -150,9 +150,12 @@ def test_model_demo_takes_the_focus_trainings_epochs_and_lr(monkeypatch, capsys)
     monkeypatch.setattr(dm, "run", lambda model, seeds, recipe: seen.append((seeds, recipe)) or Report())
     assert main(["demo", "--focus", "--model", "x", "--epochs", "6", "--lr", "2e-3"]) == 0
     assert main(["demo", "--focus", "--model", "x", "--quick"]) == 0
-    (seeds, recipe), (quick_seeds, quick) = seen
+    assert main(["demo", "--focus", "--model", "x", "--quick", "--no-val-flipped"]) == 0
+    (seeds, recipe), (quick_seeds, quick), (_, off) = seen
     assert seeds == [0, 1, 2] and recipe == dm.FitRecipe(epochs=6, lr=2e-3)
     assert quick_seeds == [0] and quick == dm.FitRecipe.quick()
+    assert off.val_flipped is False and off.config(0, False).val_flipped is False
+    assert quick.config(0, False).val_flipped is focus.FocusTrainConfig.val_flipped is True
 
 
 def test_model_demo_options_belong_together(capsys):
@@ -166,6 +169,11 @@ def test_model_demo_options_belong_together(capsys):
     assert "--seeds does not go with --merge: it trains nothing" in capsys.readouterr().err
     assert main(["demo", "--focus", "--model", "x", "--base-seed", "1"]) == 2
     assert "--base-seed goes with the toy" in capsys.readouterr().err
+    # an on/off option is refused off as well as on: --no-val-flipped is a choice, not its absence
+    assert main(["demo", "--focus", "--no-val-flipped"]) == 2
+    assert "--val-flipped goes with --focus --model" in capsys.readouterr().err
+    assert main(["demo", "--focus", "--model", "x", "--merge", "a", "--val-flipped"]) == 2
+    assert "--val-flipped does not go with --merge" in capsys.readouterr().err
 
 
 def test_examples_where_the_features_disagree_can_take_every_focus_type():
