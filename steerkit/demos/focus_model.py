@@ -237,8 +237,13 @@ def _rates(run_: SeedRun, method: str) -> str:
 def run(model: str = "smollm2", seeds=(0, 1, 2), recipe: FitRecipe = FitRecipe(), log=print,
         progress: bool = False) -> ModelFocusReport:
     """Each method of the recipe per seed, from one loaded base (each run's LoRA is unloaded after it)."""
+    from dataclasses import replace
+
     from ..hf import load_model
 
+    # the report records whether the validation held flipped copies, so --merge never joins a run from
+    # before they were the default (its recipe reads None) with one trained with them
+    recipe = replace(recipe, val_flipped=recipe.config(0, False).val_flipped)
     base, tok = load_model(model, dtype=recipe.dtype)
     runs = {}
     for seed in seeds:
