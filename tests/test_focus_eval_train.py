@@ -389,6 +389,8 @@ def test_with_the_task_the_validation_also_holds_copies_of_its_examples_with_the
     assert off.val_focus == plain.val_focus
     assert plain.val_focus.disagreeing == sum(r.features_disagree for r in val) < with_copies.val_focus.disagreeing
     assert plain.steps == with_copies.steps
+    # the validation loss is the records' own, copies or not (it only breaks ties between equal accuracies)
+    assert [h["loss"] for h in with_copies.val_focus_history] == [h["loss"] for h in plain.val_focus_history]
 
 
 def test_validation_problems_name_the_family_and_the_cause():

@@ -209,10 +209,10 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     ``config.retry_lrs`` in turn (for ``config.retry_epochs``), and keeps the try with the best validation
     focus score.
 
-    With the ``task`` (a ``FocusTask``) and ``config.val_flipped``, the validation records also hold
-    copies of their examples with the spurious value swapped for one tied to another label
-    (``focus.data.flipped_copies``): prompts where the instruction decides the answer, which a random
-    validation split holds few of."""
+    With the ``task`` (a ``FocusTask``) and ``config.val_flipped``, the validation focus accuracy also
+    scores copies of the validation examples with the spurious value swapped for one tied to another
+    label (``focus.data.flipped_copies``): prompts where the instruction decides the answer, which a
+    random validation split holds few of. The validation loss is the records' own."""
     config.check()
     device = resolve_device(config.device, "device")
     if output_dir is not None:
@@ -224,12 +224,14 @@ def train(model, tok, records, val=None, lora: LoraSettings = LoraSettings(),
     if val is None:
         records, val = split_validation(records, config.val_fraction, config.seed, config.val_disagreeing)
     val = load_records(val)
+    rows = (_encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length))
     if task is not None and config.val_flipped:
+        # the copies go to the focus measures (the checkpoint kept, the retry), not to the validation loss,
+        # which only breaks ties there: scoring them costs one forward each per evaluation
         copies = flipped_copies(val, task, tok, config.seed)
         log.info("steerkit.focus: %d validation prompts, and %d of copies with the spurious value swapped",
                  len(val), len(copies))
         val = val + copies
-    rows = (_encode_all(tok, records, config.max_length), _encode_all(tok, val, config.max_length))
     packed = _use_packing(model, config.packed)  # before wrapping: a refusal leaves the model untouched
     peft_model = wrap_lora(model, lora, config.seed)
     rank, _ = rank_and_world()
