@@ -1,6 +1,6 @@
 """Focus Instruction Tuning on the real model: `steerkit demo --focus --model smollm2 --quick`, what CI
 runs (FIT alone with `steerkit fit`'s defaults on 240 travel reviews, seed 0, scored on 16 reviews of
-the flipped and unseen splits; about 11 minutes on 2 cores). Seed s trains the same model as in the
+the flipped and unseen splits; about 15 minutes on 2 cores, the validation's flipped copies included). Seed s trains the same model as in the
 full run, and the bounds are what held on seed 0 of it (README). CI runs it at the newest
 transformers only, for its time."""
 import importlib.util

@@ -61,7 +61,7 @@ class FitRecipe:
 
     @classmethod
     def quick(cls) -> "FitRecipe":
-        """What CI runs on the real model (about 11 minutes on 2 cores): FIT alone, trained as in the full
+        """What CI runs on the real model (about 15 minutes on 2 cores): FIT alone, trained as in the full
         run (the training draw does not depend on the test size, so seed s trains the same model), scored
         on 16 reviews of the flipped and unseen splits. Shorter training missed focus(S) on the flipped
         split (seed 0; README): 120 reviews at 80% agreement gave 0.00 after 2 epochs, 0.75 after 3."""
