@@ -45,7 +45,7 @@ class FocusTrainResult:
     # per evaluation: step, epoch, validation loss and focus accuracy (per type and per family on the
     # prompts whose features disagree); empty when the config selects by loss alone
     val_focus_history: list[dict] = field(default_factory=list)
-    val_focus: ValidationFocus | None = None  # the kept checkpoint's, measured after training
+    val_focus: ValidationFocus | None = None  # the kept checkpoint's, as measured when it was evaluated
     problems: list[str] = field(default_factory=list)  # focus.validation.problems of val_focus
     lr: float | None = None  # the learning rate of the try kept
     epochs: float | None = None  # the epochs of the try kept
@@ -167,9 +167,11 @@ def _focus_callback(tok, val, batch_size: int, max_length: int | None):
     class FocusAccuracy(TrainerCallback):
         def __init__(self):
             self.history: list[dict] = []
+            self.measures: list[ValidationFocus] = []  # one per entry of history
 
         def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
             v = validation.measure(model, tok, val, batch_size, max_length)
+            self.measures.append(v)
             loss = metrics["eval_loss"]
             metrics.update({f"eval_{k}": x for k, x in v.metrics().items()})
             metrics["eval_focus_score"] = validation.selection_score(v.mean, loss)
@@ -336,9 +338,14 @@ def _train_once(peft_model, tok, rows, val, config: FocusTrainConfig, lr: float,
                               trainer.state.global_step, time.perf_counter() - t0, lr=lr, epochs=epochs)
     if focus_cb is not None:
         result.val_focus_history = focus_cb.history
-        if focus_cb.history:  # the loss of the kept checkpoint: the first best score, as the Trainer keeps it
-            result.best_val_loss = max(focus_cb.history, key=lambda h: h["score"])["loss"]
-        result.val_focus = validation.measure(result.model, tok, val, config.batch_size, config.max_length)
+        if focus_cb.history:
+            # the kept checkpoint is the first best score, as the Trainer keeps it; its measure is the one
+            # taken when it was evaluated (the same weights; measuring again would cost a pass over the
+            # validation and its flipped copies)
+            kept = max(range(len(focus_cb.history)), key=lambda i: focus_cb.history[i]["score"])
+            result.best_val_loss, result.val_focus = focus_cb.history[kept]["loss"], focus_cb.measures[kept]
+        else:  # training too short for an evaluation
+            result.val_focus = validation.measure(result.model, tok, val, config.batch_size, config.max_length)
         result.problems = validation.problems(result.val_focus, len(val[0].choices))
     return result
 
