@@ -124,3 +124,52 @@ def test_mmd_edit_follows_the_recipe():
     assert MATConfig(steer_norm_preserve=True).resolved_steer_norm_preserve()
     assert MATConfig(recipe="paper").resolved_mmd_edit() == "all"
     assert MATConfig(mmd_edit="all").resolved_mmd_edit() == "all"
+
+
+@pytest.mark.parametrize("recipe", ["scaled", "paper"])
+def test_one_op_call_a_batch_equals_the_loss_written_out(recipe):
+    """A step's loss, with the negatives edited and every gate read in one op call and the MMDs as one
+    batched Gram matrix, equals the objective written out term by term (two op calls, one MMD per
+    attribute), in value and in gradient."""
+    from steerkit.mat import losses
+    from steerkit.mat.trainer import batch_terms
+    from steerkit.ops import gated_steer
+
+    torch.manual_seed(3)
+    k, d, b = 2, 8, 4
+    cfg = MATConfig(batch_pos=b, batch_neg=b) if recipe == "scaled" else MATConfig.paper(batch_pos=b, batch_neg=b)
+    params = [torch.randn(k, d, dtype=torch.float64, requires_grad=True),
+              (torch.randn(k, d, dtype=torch.float64) * 0.3).requires_grad_(),
+              torch.randn(k, dtype=torch.float64, requires_grad=True)]
+    bn = [torch.randn(b, d, dtype=torch.float64) for _ in range(k)]
+    bp = [torch.randn(b, d, dtype=torch.float64) + 1 for _ in range(k)]
+    edit = (torch.ones(k * b, k, dtype=torch.float64) if cfg.resolved_mmd_edit() == "all"
+            else torch.eye(k, dtype=torch.float64).repeat_interleave(b, dim=0))
+    step = torch.cat([edit, torch.zeros(k * b, k, dtype=torch.float64)])
+    got = batch_terms(bn, bp, *params, step, 1.9, cfg, [0.5, 2.0])
+    edited, g_neg = gated_steer(torch.cat(bn), *params, edit, norm_preserve=cfg.norm_preserve, return_gates=True)
+    _, g_pos = gated_steer(torch.cat(bp), *params, 1.0, return_gates=True)
+    mmds = [losses.mmd(e, p, 1.9) * c for e, p, c in zip(edited.split(b), bp, [0.5, 2.0])]
+    want = (sum(mmds) + cfg.lambda_pos * losses.preservation(list(g_pos.split(b)))
+            + cfg.resolved_lambda_sparse() * losses.sparsity(list(g_neg.split(b)))
+            + cfg.lambda_ortho * losses.orthogonality(params[0]))
+    assert got.total.item() == pytest.approx(want.item(), rel=1e-10)
+    for g, w in zip(torch.autograd.grad(got.total, params), torch.autograd.grad(want, params)):
+        assert torch.allclose(g, w, rtol=1e-8, atol=1e-12)
+
+
+def test_a_diverging_run_stops_with_the_epoch_and_the_loss(monkeypatch):
+    import sys
+
+    train_mod = sys.modules["steerkit.mat.trainer"]
+    real = train_mod.batch_terms
+
+    def poisoned(*a, **kw):
+        t = real(*a, **kw)
+        t.total = t.total * float("nan")
+        return t
+
+    monkeypatch.setattr(train_mod, "batch_terms", poisoned)
+    acts, _ = planted(n=16)
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1: the loss is nan"):
+        mat.train(acts, MATConfig(epochs=3, device="cpu"), progress=False)

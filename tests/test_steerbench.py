@@ -31,8 +31,10 @@ def test_nll_is_the_mean_token_nll_of_each_continuation(tmp_path):
 
     folder, _ = _checkpoint(tmp_path)
     model, tok = load_model(folder)
-    prompts, conts = ["w1 w2 w3", "w5"], [[7, 8], [9, 10, 11]]
+    prompts, conts = ["w1 w2 w3", "w5", "w4 w4", "w2 w9 w9 w3"], [[7, 8], [9, 10, 11], [5], [6, 7, 8, 9]]
     got = measures.nll(model, tok, prompts, conts)
+    # batches are formed by length, the answers come back in the caller's order
+    assert measures.nll(model, tok, prompts, conts, batch_size=2) == pytest.approx(got, rel=1e-5)
     for p, c, g in zip(prompts, conts, got):
         ids = tok(p)["input_ids"] + c
         with torch.no_grad():
@@ -164,10 +166,11 @@ def test_a_stopped_run_resumes_from_its_progress_file(tmp_path, monkeypatch):
     calls.clear()
     again = run(model, tok, settings, progress=Progress(out, resume=True), **kwargs)
     assert [json.dumps(p.__dict__) for p in again.points] == [json.dumps(p.__dict__) for p in full.points]
-    # per seed one batched generate unsteered, then per method one for the sweep and one for what it calibrates
-    assert first_calls == 2 * (1 + 2 * 2)
-    # again: each seed's unsteered batch, then the batch of the 5 lost points (mat's calibrated runs of seed 1)
-    assert len(calls) == 2 + 1
+    # one batched generate unsteered (seed 1 draws the same prompts here, whose continuations the run keeps),
+    # then per seed and method one for the sweep and one for what it calibrates
+    assert first_calls == 1 + 2 * 2 * 2
+    # again: the unsteered batch, then the batch of the 5 lost points (mat's calibrated runs of seed 1)
+    assert len(calls) == 1 + 1
     assert len((out / Progress.NAME).read_text().splitlines()) == len(lines)
     other = BenchSettings(**{**settings.__dict__, "strengths": (1.0, 8.0)})
     with pytest.raises(ValueError, match="--resume: .* another model, settings or data"):
@@ -223,11 +226,39 @@ def test_one_batch_with_a_strength_row_per_job_equals_each_job_alone(tmp_path):
             Job(["w3 w4", "w7"], [1.0, 1.0], carrying=True)]
     together = r.measure(jobs, vecs)
     for job, got in zip(jobs, together):
-        alone = r.measure([job], vecs)[0]
+        # a runner of its own: the first one keeps the NLL of every (prompt, continuation) it scored
+        alone = Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"]).measure([job], vecs)[0]
         assert got[1] == alone[1] and got[0]["nll"] == pytest.approx(alone[0]["nll"], rel=1e-5)
         assert got[0]["judge"] == alone[0]["judge"]
     with pytest.raises(ValueError, match="all steered or all unsteered"):
         r.measure([Job(["w3"]), Job(["w3"], [1.0, 0.0])], vecs)
+
+
+def test_the_unsteered_models_answers_are_kept_for_the_run_and_equal_fresh_ones(tmp_path, monkeypatch):
+    """The unsteered continuation of a prompt is generated once a run, and the NLL of a (prompt,
+    continuation) pair scored once: the numbers equal a fresh runner's."""
+    from steerkit.steerbench import runner as runner_mod
+    from steerkit.steerbench.runner import Job, Runner
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    vecs = SteeringVectors.from_tensors(torch.randn(2, 32) * 3, site="block_out", layer=1, attributes=["ones", "sixes"])
+    generated, scored = [], []
+    real_gen, real_nll = runner_mod.greedy_ids, runner_mod.measures.nll
+    monkeypatch.setattr(runner_mod, "greedy_ids", lambda m, t, p, n: generated.append(list(p)) or real_gen(m, t, p, n))
+    monkeypatch.setattr(runner_mod.measures, "nll", lambda m, t, p, c: scored.append(len(p)) or real_nll(m, t, p, c))
+    r = Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"])
+    first = r.measure([Job(["w3 w4", "w5 w9 w11"]), Job(["w3 w4"], prefix="w2 ")])
+    assert generated == [["w3 w4", "w5 w9 w11", "w2 w3 w4"]]  # each distinct prompt once
+    again = r.measure([Job(["w5 w9 w11", "w3 w4"])])  # another seed's unsteered run: nothing generated
+    assert len(generated) == 1 and again[0][1] == [first[0][1][1], first[0][1][0]]
+    scored.clear()
+    steered = r.measure([Job(["w3 w4", "w5 w9 w11"], [0.0, 0.0]), Job(["w3 w4"], [2.0, 0.0])], vecs)
+    assert steered[0][1] == first[0][1]   # strength 0 gives the unsteered text, whose NLL is kept
+    assert sum(scored) <= 1
+    fresh = Runner(model, tok, ["ones", "sixes"], settings, kwargs["judges"])
+    for got, want in zip(steered, fresh.measure([Job(["w3 w4", "w5 w9 w11"], [0.0, 0.0]),
+                                                 Job(["w3 w4"], [2.0, 0.0])], vecs)):
+        assert got[1] == want[1] and got[0]["nll"] == pytest.approx(want[0]["nll"], rel=1e-5)
 
 
 def test_each_method_steers_where_the_development_split_says(tmp_path):

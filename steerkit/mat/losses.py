@@ -36,6 +36,26 @@ def mmd(x: torch.Tensor, y: torch.Tensor, sigma: float = 2.0) -> torch.Tensor:
             - 2.0 * gaussian_kernel(x, y, sigma).mean())
 
 
+def mmd_many(xs: list[torch.Tensor], ys: list[torch.Tensor], sigma: float) -> list[torch.Tensor]:
+    """``[mmd(x, y, sigma) for x, y in zip(xs, ys)]``; when the x's share one shape and the y's another
+    (a training batch: every attribute's block is the same size) as one batched Gram matrix of each
+    pair's rows laid end to end, weighted by (1/M, …, −1/N, …) on both sides: the same V-statistic
+    in a handful of ops instead of a dozen per attribute, which at a batch of 16 + 16 rows is what
+    a training step's time goes to."""
+    if len({tuple(x.shape) for x in xs}) != 1 or len({tuple(y.shape) for y in ys}) != 1 or len(xs) != len(ys) \
+            or xs[0].dim() != 2 or ys[0].dim() != 2 or xs[0].shape[1] != ys[0].shape[1] or not len(xs[0]) or not len(ys[0]):
+        return [mmd(x, y, sigma) for x, y in zip(xs, ys)]
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    m, n = len(xs[0]), len(ys[0])
+    z = torch.cat([torch.stack(xs), torch.stack(ys)], dim=1)           # [K, M+N, D]
+    sq = (z * z).sum(-1)
+    d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * z @ z.transpose(1, 2)
+    k = torch.exp(-d2.clamp_min(0.0) / (2.0 * sigma * sigma))
+    v = torch.cat([z.new_full((m,), 1.0 / m), z.new_full((n,), -1.0 / n)])
+    return list(((k @ v) @ v).unbind(0))
+
+
 def orthogonality(theta: torch.Tensor, pairs: str = "ordered", eps: float = 1e-12) -> torch.Tensor:
     """Σ over pairs t ≠ t' of cos²(θ_t, θ_t'); ``ordered`` counts each pair twice (the paper's Σ_{t≠t'})."""
     if pairs not in ("ordered", "unordered"):
@@ -84,7 +104,7 @@ def mat_loss(pos: list[torch.Tensor], edited_neg: list[torch.Tensor], gates_pos:
     """The whole objective over K attributes (lists indexed by attribute). ``mmd_scale``: a factor
     per attribute on its MMD (the scaled recipe's normalisation; the paper has none)."""
     _check_variant(variant)
-    per_attr = [mmd(e, p, sigma) for e, p in zip(edited_neg, pos)]
+    per_attr = mmd_many(list(edited_neg), list(pos), sigma)
     if mmd_scale is not None:
         per_attr = [m * c for m, c in zip(per_attr, mmd_scale)]
     m = sum(per_attr) if variant == "paper" else sum(per_attr) / len(per_attr)

@@ -152,6 +152,22 @@ def _epoch_batches(n: int, size: int, steps: int, gen: torch.Generator) -> torch
     return torch.cat(perms)[:need].view(steps, size)
 
 
+def batch_terms(bn: list, bp: list, theta, gate_w, gate_b, step_strength: torch.Tensor, sigma: float,
+                cfg: MATConfig, mmd_scale=None) -> LossTerms:
+    """The loss of one batch: each attribute's negatives ``bn`` and positives ``bp`` (lists of
+    [batch, D]) through one op call, the negatives edited by the rows of ``step_strength`` (which
+    vectors edit each attribute's negatives, then zeros for the positives, whose gates are all that is
+    used: a gate does not depend on the strength). Finiteness is checked once an epoch, on the loss,
+    not by the op at every step (a host sync)."""
+    n_neg = sum(len(x) for x in bn)
+    out, gates = gated_steer(torch.cat(bn + bp), theta, gate_w, gate_b, step_strength,
+                             norm_preserve=cfg.norm_preserve, return_gates=True, check_finite=False)
+    edited, g_neg, g_pos = out[:n_neg], gates[:n_neg], gates[n_neg:]
+    return mat_loss(bp, list(edited.split(cfg.batch_neg)), list(g_pos.split(cfg.batch_pos)),
+                    list(g_neg.split(cfg.batch_neg)), theta, sigma, cfg.lambda_pos, cfg.resolved_lambda_sparse(),
+                    cfg.lambda_ortho, cfg.variant, mmd_scale)
+
+
 def train(acts, config: MATConfig | None = None, progress: bool = True,
           history: list | None = None) -> SteeringVectors:
     """Learns gated steering vectors for every attribute of ``acts`` (an ``Activations`` in memory, or
@@ -191,8 +207,11 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
     # which vectors edit attribute t's negatives in its MMD term: all of them (the paper's f), or t's
     # alone, as one [rows, K] strength: one-hot rows per attribute's block of the batch
     k = len(attrs)
-    edit_strength = (1.0 if cfg.resolved_mmd_edit() == "all" else
+    edit_strength = (torch.ones(k * cfg.batch_neg, k, device=device) if cfg.resolved_mmd_edit() == "all" else
                      torch.eye(k, device=device).repeat_interleave(cfg.batch_neg, dim=0))
+    # one op call a step edits the negatives and gives every row's gates: the positives ride along at
+    # strength 0 (their gates do not depend on it, and their edited rows are not used)
+    step_strength = torch.cat([edit_strength, torch.zeros(k * cfg.batch_pos, k, device=device)])
     history = history if history is not None else []
     bar = progress_bar(range(cfg.resolved_epochs()), desc="MAT-Steer", enabled=progress, unit="epoch")
     for _ in bar:
@@ -202,13 +221,7 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
         for s in range(steps):
             bp = [p.gather(i[s]) for p, i in zip(pos, idx_p)]
             bn = [n.gather(i[s]) for n, i in zip(neg, idx_n)]
-            # one op call edits every attribute's negatives, one more gives the positives' gates
-            edited, g_neg = gated_steer(torch.cat(bn), theta, gate_w, gate_b, edit_strength,
-                                        norm_preserve=cfg.norm_preserve, return_gates=True)
-            _, g_pos = gated_steer(torch.cat(bp), theta, gate_w, gate_b, 1.0, return_gates=True)
-            terms = mat_loss(bp, list(edited.split(cfg.batch_neg)), list(g_pos.split(cfg.batch_pos)),
-                             list(g_neg.split(cfg.batch_neg)), theta, sigma, cfg.lambda_pos, cfg.resolved_lambda_sparse(),
-                             cfg.lambda_ortho, cfg.variant, mmd_scale)
+            terms = batch_terms(bn, bp, theta, gate_w, gate_b, step_strength, sigma, cfg, mmd_scale)
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
             opt.step()
@@ -218,6 +231,9 @@ def train(acts, config: MATConfig | None = None, progress: bool = True,
             for k in LossTerms.NAMES:  # summed on the device: no per-step sync
                 sums[k] = sums.get(k, 0.0) + getattr(terms, k).detach() / steps
         history.append({k: float(v) for k, v in sums.items()})
+        if not math.isfinite(history[-1]["total"]):
+            raise FloatingPointError(f"MAT-Steer training diverged in epoch {len(history)}: the loss is "
+                                     f"{history[-1]['total']} (try a lower lr than {cfg.lr:g})")
         bar.set_postfix({k: f"{v:.3g}" for k, v in history[-1].items()})
 
     provenance = dict(acts.provenance)

@@ -19,12 +19,13 @@ from ..focus.loss import target_logits
 def nll(model, tokenizer, prompts: list[str], continuations: list[list[int]], batch_size: int = 16) -> list[float]:
     """Per-token NLL of each continuation (token ids) after its prompt, under ``model`` as it is."""
     device = next(model.parameters()).device
-    out: list[float] = []
-    for s in range(0, len(prompts), batch_size):
-        rows = []
-        for p, c in zip(prompts[s:s + batch_size], continuations[s:s + batch_size]):
-            ids = tokenizer(p, add_special_tokens=True)["input_ids"]
-            rows.append((ids, list(c)))
+    encoded = [(tokenizer(p, add_special_tokens=True)["input_ids"], list(c)) for p, c in zip(prompts, continuations)]
+    # batches of rows of about one length, so little of a batch is padding; returned in the caller's order
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]) + len(encoded[i][1]))
+    out: list[float] = [0.0] * len(encoded)
+    for s in range(0, len(order), batch_size):
+        part = order[s:s + batch_size]
+        rows = [encoded[i] for i in part]
         width = max(len(a) + len(b) for a, b in rows)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         ids = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -38,7 +39,8 @@ def nll(model, tokenizer, prompts: list[str], continuations: list[list[int]], ba
             logits, targets, keep = target_logits(model, ids.to(device), mask.to(device), labels.to(device))
             tok_nll = torch.zeros(keep.shape, dtype=torch.float32, device=device)
             tok_nll[keep] = F.cross_entropy(logits, targets, reduction="none")
-        out.extend((tok_nll.sum(1) / keep.sum(1).clamp_min(1)).tolist())
+        for i, v in zip(part, (tok_nll.sum(1) / keep.sum(1).clamp_min(1)).tolist()):
+            out[i] = v
     return out
 
 

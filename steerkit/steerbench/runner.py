@@ -35,6 +35,11 @@ class Runner:
     def __init__(self, model, tok, attributes, settings: BenchSettings, judges: dict, mat_config=None):
         self.model, self.tok, self.attributes, self.s, self.judges = model, tok, attributes, settings, judges
         self.mat_config = mat_config
+        # what the unsteered model gives, kept for the whole run, since the model does not change: its
+        # greedy continuation of a prompt (the same on every seed), and the NLL of a (prompt, continuation)
+        # pair (a sweep's low strengths, and any gates that stay shut, give the unsteered text again)
+        self._plain: dict[str, list[int]] = {}
+        self._nll: dict[tuple[str, tuple[int, ...]], float] = {}
 
     def measure(self, jobs: list[Job], vectors=None) -> list[tuple[dict, list, list]]:
         """(scores, ids, texts) of each job, all generated in one batched ``generate`` with a strength
@@ -52,9 +57,12 @@ class Runner:
             with steer(self.model, vectors, strength=rows):
                 ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
         else:
-            ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
+            todo = [p for p in dict.fromkeys(prompts) if p not in self._plain]
+            if todo:
+                self._plain.update(zip(todo, greedy_ids(self.model, self.tok, todo, self.s.max_new_tokens)[0]))
+            ids = [self._plain[p] for p in prompts]
         texts = [self.tok.decode(i, skip_special_tokens=True) for i in ids]
-        nll = measures.nll(self.model, self.tok, [p for j in jobs for p in j.prompts], ids)
+        nll = self._nll_of([p for j in jobs for p in j.prompts], ids)
         judged = {a: self.judges[a](texts) for a in self.attributes}
         out, start = [], 0
         for j in jobs:
@@ -64,6 +72,15 @@ class Runner:
                           nll=statistics.fmean(nll[part]), distinct3=measures.distinct(texts[part]))
             out.append((scores, ids[part], texts[part]))
         return out
+
+
+    def _nll_of(self, prompts: list[str], ids: list[list[int]]) -> list[float]:
+        """``measures.nll`` of each (prompt, continuation), scoring only the pairs not scored before."""
+        keys = [(p, tuple(i)) for p, i in zip(prompts, ids)]
+        todo = list(dict.fromkeys(k for k in keys if k not in self._nll))
+        if todo:
+            self._nll.update(zip(todo, measures.nll(self.model, self.tok, [p for p, _ in todo], [list(i) for _, i in todo])))
+        return [self._nll[k] for k in keys]
 
 
 def activations(model, tok, pool_rows: dict, d: Draw, site: str, layer: int) -> Activations:
