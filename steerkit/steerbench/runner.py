@@ -73,7 +73,6 @@ class Runner:
             out.append((scores, ids[part], texts[part]))
         return out
 
-
     def _nll_of(self, prompts: list[str], ids: list[list[int]]) -> list[float]:
         """``measures.nll`` of each (prompt, continuation), scoring only the pairs not scored before."""
         keys = [(p, tuple(i)) for p, i in zip(prompts, ids)]
