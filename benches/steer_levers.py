@@ -12,7 +12,11 @@ alone shift each keeps), and the mean gate of each attribute over the steered co
     python benches/steer_levers.py --model gemma3-270m --seeds 1000 --levers mean_diff mat mat_20_epochs
     python benches/steer_levers.py --table OUT1/levers.jsonl OUT2/levers.jsonl   # one table of several runs
 
-Levers (``LEVERS``) are built from one activation set per draw, so they differ only in the recipe.
+Levers (``LEVERS``) are built from one activation set per draw, so they differ only in the recipe, but
+for the data variants (``DATA_VARIANTS``: how the negatives are formed), which draw the same seed from
+another pool, and the token policy (``STEER_TOKENS``), which steers the same vectors on fewer tokens. The
+model's own text that some variants add is sampled from the test's prompts, the only built-in neutral
+prompts the development measure does not use; nothing is measured on them.
 """
 from __future__ import annotations
 
@@ -35,10 +39,19 @@ class Draw:
     """One development draw's activations at the lever's main place, and at other layers on demand
     (computed once each)."""
 
-    def __init__(self, model, tok, d, seed, site, layer, num_layers):
+    def __init__(self, model, tok, d, seed, site, layer, num_layers, data_variants=None):
         self.model, self.tok, self.d, self.seed, self.site, self.layer = model, tok, d, seed, site, layer
         self.num_layers = num_layers
         self._acts: dict = {}
+        self._variants = data_variants or {}  # name -> (seed -> a data draw of that variant)
+        self._other: dict = {}
+
+    def other(self, name: str) -> "Draw":
+        """The same draw seed with the training data of variant ``name`` (``DATA_VARIANTS``)."""
+        if name not in self._other:
+            self._other[name] = Draw(self.model, self.tok, self._variants[name](self.seed), self.seed,
+                                     self.site, self.layer, self.num_layers)
+        return self._other[name]
 
     def acts(self, layer: int | None = None):
         from steerkit.mat.collect import text_activations
@@ -102,6 +115,13 @@ def _mean_diff(acts, seed):
     return build("mean_diff", acts, seed)
 
 
+def _default(acts, seed):
+    """MAT-Steer as ``bench-steer`` trains it: steerkit's default recipe (``MATConfig()``)."""
+    from steerkit.steerbench.methods import build
+
+    return build("mat", acts, seed)
+
+
 def _spread(draw: Draw, build):
     """``build(acts, seed)`` at each of ``draw.spread_layers()``, every θ divided by the number of layers,
     so strength 1 adds about as much in all as one layer's vectors at strength 1."""
@@ -138,7 +158,68 @@ LEVERS = {
                            lambda d: _spread(d, _mean_diff)),
     "mat_3_layers": ("default at 3 layers (25/40/55% of the depth), each θ / 3 (20 epochs)",
                      lambda d: _spread(d, lambda acts, seed: _mat(acts, seed, epochs=20))),
+    # how the negatives are formed (issue 37, item 2): contrastive pairs only, as a user writes them (sentiment's
+    # negatives the negative sentences, no neutral ones), and the model's own unsteered text added to every
+    # attribute's negatives (``own_texts``: its sampled continuations of prompts apart from these)
+    "mean_diff_pairs": ("mean difference, pairs only (sentiment's negatives: negative sentences)",
+                        lambda d: _mean_diff(d.other("pairs").acts(), d.seed)),
+    "mat_pairs": ("default, pairs only", lambda d: _default(d.other("pairs").acts(), d.seed)),
+    "mean_diff_pairs_own": ("mean difference, pairs + the model's own text as negatives",
+                            lambda d: _mean_diff(d.other("pairs_own").acts(), d.seed)),
+    "mat_pairs_own": ("default, pairs + the model's own text as negatives",
+                      lambda d: _default(d.other("pairs_own").acts(), d.seed)),
+    "mean_diff_own": ("mean difference, the built-in data + the model's own text as negatives",
+                      lambda d: _mean_diff(d.other("own").acts(), d.seed)),
+    "mat_own": ("default, the built-in data + the model's own text as negatives",
+                lambda d: _default(d.other("own").acts(), d.seed)),
+    # the token policy (issue 37, item 2): steer only the tokens the model generates, not the prompt's (``STEER_TOKENS``)
+    "mean_diff_generated": ("mean difference, steering generated tokens only",
+                            lambda d: _mean_diff(d.acts(), d.seed)),
+    "mat_generated": ("default, steering generated tokens only", lambda d: _default(d.acts(), d.seed)),
 }
+# the baseline each lever's "cells ≥ mean diff" counts against: the mean difference on the same data and tokens
+BASELINE = {"mat_pairs": "mean_diff_pairs", "mat_pairs_own": "mean_diff_pairs_own", "mat_own": "mean_diff_own",
+            "mat_generated": "mean_diff_generated"}
+# which tokens a lever's vectors steer where not every token (``steerkit.steer``'s ``tokens``)
+STEER_TOKENS = {"mean_diff_generated": "generated", "mat_generated": "generated"}
+
+
+def own_texts(model, tok, prompts: list[str], per_prompt: int = 4, max_new_tokens: int = 40, seed: int = 0) -> list[str]:
+    """The model's own text: ``per_prompt`` sampled continuations (temperature 1) of each prompt, with it."""
+    from steerkit.generate import encode_prompts
+
+    torch.manual_seed(seed)
+    enc = encode_prompts(tok, [p for p in prompts for _ in range(per_prompt)])
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
+                             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id)
+    start = enc["input_ids"].shape[1]
+    return [p + tok.decode(o[start:], skip_special_tokens=True)
+            for p, o in zip([p for p in prompts for _ in range(per_prompt)], out)]
+
+
+DATA_VARIANTS = ("pairs", "pairs_own", "own")
+
+
+def data_variants(pool: list[dict], per_class: int, own: list[str]) -> dict:
+    """Builders of each data variant's draw by seed (``Draw.other``), by name (``DATA_VARIANTS``):
+    ``pairs``: sentiment's negatives are the negative sentences only (contrastive pairs, as a user writes
+    them); ``pairs_own``: those plus ``own`` as every attribute's negatives; ``own``: the built-in data
+    plus ``own`` as every attribute's negatives."""
+    from steerkit.steerbench import corpus
+    from steerkit.steerbench.data import Draw as DataDraw, draw
+
+    neutral = set(corpus.sentiment_texts()["neutral"])
+    pairs = [r for r in pool if not (r["attribute"] == "sentiment" and r["text"] in neutral)]
+    attrs = list(dict.fromkeys(r["attribute"] for r in pool))
+    mine = lambda: [dict(text=t, attribute=a, label="negative") for a in attrs for t in own]
+
+    def with_own(d):
+        return DataDraw(d.seed, d.train + mine(), d.carrying)
+
+    return {"pairs": lambda seed: draw(pairs, seed, per_class, 1),
+            "pairs_own": lambda seed: with_own(draw(pairs, seed, per_class, 1)),
+            "own": lambda seed: with_own(draw(pool, seed, per_class, 1))}
 
 
 def mean_gates(model, tok, v, texts, site, layer) -> list[float] | None:
@@ -155,14 +236,14 @@ def mean_gates(model, tok, v, texts, site, layer) -> list[float] | None:
     return [round(float(x), 3) for x in g.mean(0)]
 
 
-def measure(r, v, prompts, base, attrs, strengths, site, layer) -> dict:
+def measure(r, v, prompts, base, attrs, strengths, site, layer, tokens: str = "all") -> dict:
     from steerkit.steerbench.measures import frontier
     from steerkit.steerbench.run import Point, calibrate
     from steerkit.steerbench.runner import Job
 
     k = len(attrs)
     one = lambda i, x: [float(x) if j == i else 0.0 for j in range(k)]
-    swept = iter(r.measure([Job(prompts, one(i, x)) for i in range(k) for x in strengths], v))
+    swept = iter(r.measure([Job(prompts, one(i, x)) for i in range(k) for x in strengths], v, tokens))
     fr, cal = {}, []
     for i, a in enumerate(attrs):
         pts = []
@@ -173,7 +254,7 @@ def measure(r, v, prompts, base, attrs, strengths, site, layer) -> dict:
         curve = [(0.0, 0.0)] + [(p.dnll, p.judge[a]) for p in pts]
         fr[a] = [round(frontier(curve, b), 4) for b in BUDGETS]
         cal.append(calibrate(pts, 0.5))
-    got = r.measure([Job(prompts, one(i, c)) for i, c in enumerate(cal)] + [Job(prompts, list(cal))], v)
+    got = r.measure([Job(prompts, one(i, c)) for i, c in enumerate(cal)] + [Job(prompts, list(cal))], v, tokens)
     alone = [got[i][0]["judge"][a] - base["judge"][a] for i, a in enumerate(attrs)]
     both = [got[-1][0]["judge"][a] - base["judge"][a] for a in attrs]
     full = lambda g: [p + t for p, t in zip(prompts, g[2])]
@@ -192,7 +273,6 @@ def table(rows: list[dict], attrs: list[str]) -> str:
     by = {}
     for row in rows:
         by.setdefault(row["lever"], {})[row["seed"]] = row
-    md = by.get("mean_diff", {})
     seeds = sorted({row["seed"] for row in rows})
     head = (["lever"] + [f"{a} ≤ +{b:g}" for a in attrs for b in BUDGETS] + ["cells ≥ mean diff"]
             + [f"kept {a}, draw {s}" for a in attrs for s in seeds] + ["distinct-3", "train s"])
@@ -200,7 +280,8 @@ def table(rows: list[dict], attrs: list[str]) -> str:
     for lever, per in by.items():
         cells = [f"{statistics.fmean(per[s]['frontier'][a][j] for s in per):+.3f}" for a in attrs
                  for j in range(len(BUDGETS))]
-        if md and lever != "mean_diff":
+        md = by.get(BASELINE.get(lever, "mean_diff"), {})
+        if md and lever not in ("mean_diff", *BASELINE.values()):
             won = [per[s]["frontier"][a][j] >= md[s]["frontier"][a][j] for s in per if s in md for a in attrs
                    for j in range(len(BUDGETS))]
             cells.append(f"{sum(won)} of {len(won)}")
@@ -286,18 +367,26 @@ def main(argv=None) -> int:
     prompts = list(corpus.PROMPTS_NEUTRAL)[s.prompts:][:a.num_prompts]  # prompts after the test's
     r = Runner(model, tok, attrs, s, judges.JUDGES)
     base = r.measure([Job(prompts)])[0][0]
+    own = []
+    if any(lever.endswith("own") for lever in a.levers):  # from the test's prompts: apart from the development ones
+        t0 = time.perf_counter()
+        own = own_texts(model, tok, list(corpus.PROMPTS_NEUTRAL)[:s.prompts])
+        print(f"the model's own text: {len(own)} continuations in {time.perf_counter() - t0:.0f} s", flush=True)
+    variants = data_variants(pool, s.per_class, own)
     rows = []
     with (out / "levers.jsonl").open("w") as f:
         f.write(json.dumps({"model": a.model, "site": a.site, "layer": layer, "prompts": len(prompts),
-                            "seeds": a.seeds, "strengths": a.strengths, "versions": _versions()}) + "\n")
+                            "seeds": a.seeds, "strengths": a.strengths, "versions": _versions(),
+                            "own_texts": own}) + "\n")
         for seed in a.seeds:
-            dd = Draw(model, tok, draw(pool, seed, s.per_class, 1), seed, a.site, layer, num_layers)
+            dd = Draw(model, tok, draw(pool, seed, s.per_class, 1), seed, a.site, layer, num_layers, variants)
             dd.acts()  # the main place's activations, outside any lever's time
             for lever in a.levers:
                 t0 = time.perf_counter()
                 v = LEVERS[lever][1](dd)
                 row = dict(lever=lever, seed=seed, train_s=round(time.perf_counter() - t0, 1),
-                           **measure(r, v, prompts, base, attrs, a.strengths, a.site, layer))
+                           **measure(r, v, prompts, base, attrs, a.strengths, a.site, layer,
+                                     STEER_TOKENS.get(lever, "all")))
                 rows.append(row)
                 f.write(json.dumps(row) + "\n")
                 f.flush()
@@ -307,7 +396,9 @@ def main(argv=None) -> int:
           f"prompts after the test's, {s.max_new_tokens} greedy tokens, strengths {' '.join(f'{x:g}' for x in a.strengths)}; "
           f"frontier: judge shift within each ΔNLL budget (mean over draws); kept: each attribute's share of its "
           f"alone shift with both steered at their +0.5-nat strengths; distinct-3 of the continuations at those strengths, "
-          f"each attribute alone (mean over attributes and draws); train s: building the vectors.\n\n" + table(rows, attrs) + "\n")
+          f"each attribute alone (mean over attributes and draws); cells ≥ mean diff: (attribute, budget, draw) cells on or "
+          f"above the mean difference's frontier on the same data and tokens; train s: building the vectors (with a data "
+          f"variant's activations).\n\n" + table(rows, attrs) + "\n")
     (out / "levers.md").write_text(md)
     print(md)
     return 0

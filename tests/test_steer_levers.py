@@ -59,3 +59,53 @@ def test_one_table_of_several_runs(tmp_path):
     assert len(rows) == 2 and "3 layers" in rows[1]  # the baseline once, though both runs measured it
     run = _run("--table", str(tmp_path / "nothing.jsonl"))
     assert run.returncode == 2 and "--table: cannot read" in run.stderr
+
+
+def _levers_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("steer_levers", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_data_variants_form_the_negatives_as_named():
+    from steerkit.steerbench import corpus
+    from steerkit.steerbench.data import builtin_pool
+
+    mod = _levers_module()
+    own = ["The model's own sentence one.", "Another of its own."]
+    v = mod.data_variants(builtin_pool(), 20, own)
+    neutral = set(corpus.sentiment_texts()["neutral"])
+    pairs = v["pairs"](1000).train
+    # pairs: sentiment's negatives are negative sentences only; food's are unchanged
+    sent_neg = [r["text"] for r in pairs if r["attribute"] == "sentiment" and r["label"] == "negative"]
+    assert len(sent_neg) == 20 and not neutral & set(sent_neg)
+    assert sum(r["attribute"] == "food" and r["label"] == "negative" for r in pairs) == 20
+    # own: the same draw plus the model's text as every attribute's negatives, nothing else changed
+    for name, plain in (("pairs_own", pairs), ("own", None)):
+        got = v[name](1000).train
+        base = plain if plain is not None else [r for r in got if r["text"] not in own]
+        assert got[:len(base)] == base
+        added = got[len(base):]
+        assert sorted((r["attribute"], r["text"]) for r in added) == sorted((a, t) for a in ("sentiment", "food") for t in own)
+        assert all(r["label"] == "negative" for r in added)
+    default_sent_neg = {r["text"] for r in v["own"](1000).train if r["attribute"] == "sentiment" and r["label"] == "negative"}
+    assert neutral & default_sent_neg  # the built-in data keeps its neutral negatives
+
+
+def test_own_text_levers_count_cells_against_the_mean_difference_on_the_same_data(tmp_path):
+    folder, _ = _checkpoint(tmp_path)
+    out = tmp_path / "levers"
+    levers = ["mean_diff_pairs_own", "mat_pairs_own"]
+    run = _run("--model", str(folder), "--seeds", "1000", "--levers", *levers, "--layer", "1", "--strengths", "1", "4",
+               "--per-class", "6", "--num-prompts", "3", "--max-new-tokens", "3", "-o", str(out))
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = [json.loads(x) for x in (out / "levers.jsonl").read_text().splitlines()]
+    assert len(lines[0]["own_texts"]) == 24 * 4  # four sampled continuations of each of the test's prompts
+    assert [r["lever"] for r in lines[1:]] == levers
+    table = (out / "levers.md").read_text()
+    baseline = next(x for x in table.splitlines() if x.startswith("| mean difference, pairs + the model's own"))
+    mat = next(x for x in table.splitlines() if x.startswith("| default, pairs + the model's own"))
+    assert "| - |" in baseline and "of 6" in mat

@@ -234,6 +234,26 @@ def test_one_batch_with_a_strength_row_per_job_equals_each_job_alone(tmp_path):
         r.measure([Job(["w3"]), Job(["w3"], [1.0, 0.0])], vecs)
 
 
+def test_a_batch_steers_only_the_generated_tokens_when_told(tmp_path):
+    """``tokens="generated"`` leaves the prompt unsteered: the first new token comes from the prompt's
+    forward, so it is the unsteered one, and the rest follow the steering."""
+    from dataclasses import replace as _replace
+
+    from steerkit.steerbench.runner import Job, Runner
+
+    model, tok, settings, kwargs = _resume_setup(tmp_path)
+    vecs = SteeringVectors.from_tensors(torch.randn(2, 32) * 30, site="block_out", layer=1, attributes=["ones", "sixes"])
+    prompts = ["w3 w4", "w5 w9 w11", "w7"]
+    one = _replace(settings, max_new_tokens=1)
+    r = Runner(model, tok, ["ones", "sixes"], one, kwargs["judges"])
+    plain = r.measure([Job(prompts)])[0][1]
+    assert r.measure([Job(prompts, [4.0, 0.0])], vecs, tokens="generated")[0][1] == plain
+    assert r.measure([Job(prompts, [4.0, 0.0])], vecs)[0][1] != plain  # every token steered: it moves
+    r = Runner(model, tok, ["ones", "sixes"], _replace(settings, max_new_tokens=4), kwargs["judges"])
+    ids = [r.measure([Job(prompts, x)], vecs, tokens="generated")[0][1] for x in ([0.0, 0.0], [4.0, 0.0])]
+    assert [i[0] for i in ids[0]] == [i[0] for i in ids[1]] and ids[0] != ids[1]
+
+
 def test_the_unsteered_models_answers_are_kept_for_the_run_and_equal_fresh_ones(tmp_path, monkeypatch):
     """The unsteered continuation of a prompt is generated once a run, and the NLL of a (prompt,
     continuation) pair scored once: the numbers equal a fresh runner's."""

@@ -41,11 +41,11 @@ class Runner:
         self._plain: dict[str, list[int]] = {}
         self._nll: dict[tuple[str, tuple[int, ...]], float] = {}
 
-    def measure(self, jobs: list[Job], vectors=None) -> list[tuple[dict, list, list]]:
+    def measure(self, jobs: list[Job], vectors=None, tokens: str = "all") -> list[tuple[dict, list, list]]:
         """(scores, ids, texts) of each job, all generated in one batched ``generate`` with a strength
         row per sequence (``[B, K]``), then scored together: judge means, NLL per token given the plain
         prompt (prompting's instruction left out, so every method is scored on the same condition),
-        distinct-3."""
+        distinct-3. ``tokens``: which tokens the vectors steer (``steerkit.steer``'s)."""
         if not jobs:
             return []
         prompts = [j.prefix + p for j in jobs for p in j.prompts]
@@ -54,7 +54,7 @@ class Runner:
             raise ValueError("a batch is all steered or all unsteered")
         if steered:
             rows = torch.tensor([j.strength for j in jobs for _ in j.prompts], dtype=torch.float32)
-            with steer(self.model, vectors, strength=rows):
+            with steer(self.model, vectors, strength=rows, tokens=tokens):
                 ids, _ = greedy_ids(self.model, self.tok, prompts, self.s.max_new_tokens)
         else:
             todo = [p for p in dict.fromkeys(prompts) if p not in self._plain]
