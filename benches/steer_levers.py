@@ -172,6 +172,10 @@ LEVERS = {
                       lambda d: _mean_diff(d.other("own").acts(), d.seed)),
     "mat_own": ("default, the built-in data + the model's own text as negatives",
                 lambda d: _default(d.other("own").acts(), d.seed)),
+    # which rows the MMD edits (issue 37, item 2): each attribute's negatives edited by every vector, the paper's f,
+    # which trains each θ with the others applied, as when several are steered at once
+    "mat_edit_all": ("default, every vector edits each attribute's negatives in its MMD (the paper's f)",
+                     lambda d: _as(_mat(d.acts(), d.seed, epochs=20, mmd_edit="all"), norm_preserve=False)),
     # the token policy (issue 37, item 2): steer only the tokens the model generates, not the prompt's (``STEER_TOKENS``)
     "mean_diff_generated": ("mean difference, steering generated tokens only",
                             lambda d: _mean_diff(d.acts(), d.seed)),
