@@ -19,7 +19,7 @@ def _run(*args):
 def test_levers_on_a_tiny_model(tmp_path):
     folder, _ = _checkpoint(tmp_path)
     out = tmp_path / "levers"
-    levers = ["mean_diff", "mat_open_bias", "mat_no_gates"]
+    levers = ["mean_diff", "mat_open_bias", "mat_no_gates", "mat_edit_all", "mean_diff_generated"]
     run = _run("--model", str(folder), "--seeds", "1000", "--levers", *levers, "--layer", "1", "--strengths", "1", "4",
                "--per-class", "6", "--num-prompts", "3", "--max-new-tokens", "3", "-o", str(out))
     assert run.returncode == 0, run.stderr[-3000:]
